@@ -29,6 +29,10 @@ __all__: list[str] = []
 
 ArrayKind = Literal["torch", "numpy", "cupy", "python"]
 
+#: What public functions accept and return: a torch tensor, a numpy array or a CuPy array
+#: (spelled ``Any`` so that neither numpy's nor CuPy's stubs are required by type checkers).
+Array = Any
+
 _HALF_DTYPES = (torch.float16, torch.bfloat16)
 
 
