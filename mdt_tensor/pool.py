@@ -1,5 +1,420 @@
-"""Placeholder: being written (see the issue tracker)."""
+"""An asyncio connection pool: ``ConnectionPool``.
+
+Why hand-written: aiohttp pools only its own HTTP connections, and ``asyncio.Queue``-based pools
+(the original library's) cannot grow while callers wait, hand out broken connections again and
+lose track of checked-out ones. This pool keeps explicit counts so that it
+
+* grows at once while below ``max_size`` (the connector is awaited without blocking other
+  acquirers), and queues callers first-in first-out only at the limit;
+* hands a released connection (or a freed slot) straight to the longest waiter;
+* never leaks a slot: a connector that raises, a discarded connection and a timed-out waiter all
+  give their slot back;
+* discards a connection whose ``async with`` body raised a connection error (``ConnectionError``,
+  ``OSError`` or ``broken_exceptions``), one passed to :meth:`ConnectionPool.discard`, and one that
+  ``validate`` rejects when it is about to be handed out;
+* on ``close(timeout)`` closes idle connections, waits for checked-out ones and returns those it
+  had to abandon (they are closed when they come back).
+
+All state changes happen on the event loop between awaits, so no lock is needed; the pool must be
+used from one event loop.
+"""
 
 from __future__ import annotations
 
-__all__: list[str] = []
+import asyncio
+import collections
+import inspect
+import logging
+import math
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from .errors import PoolClosedError, PoolTimeoutError, ValueRangeError
+
+__all__ = ["ConnectionPool", "PoolStats"]
+
+logger = logging.getLogger(__name__)
+
+C = TypeVar("C")
+
+_SLOT = object()  # handed to a waiter instead of a connection: "you may open a new one"
+
+
+async def _maybe_await(value: Any) -> Any:
+    return await value if inspect.isawaitable(value) else value
+
+
+@dataclass(frozen=True)
+class PoolStats:
+    """A snapshot of a pool's counters.
+
+    Attributes:
+        size: open connections plus those being opened.
+        idle: open connections waiting in the pool.
+        in_use: connections checked out.
+        waiting: callers queued for a connection.
+        created: connections opened so far.
+        closed: connections closed so far (discarded, rejected or at shutdown).
+        acquisitions: successful acquires.
+        releases: connections given back (discards included).
+        timeouts: acquires that ran out of time.
+        connect_failures: connector calls that raised.
+        min_size, max_size: the limits.
+    """
+
+    size: int
+    idle: int
+    in_use: int
+    waiting: int
+    created: int
+    closed: int
+    acquisitions: int
+    releases: int
+    timeouts: int
+    connect_failures: int
+    min_size: int
+    max_size: int
+
+
+def _check_count(value: Any, name: str, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueRangeError(f"`{name}` must be an int >= {minimum}, got {value!r}")
+    return value
+
+
+class _Acquire(Generic[C]):
+    """What :meth:`ConnectionPool.acquire` returns: an async context manager, or awaitable for a bare connection."""
+
+    def __init__(self, pool: ConnectionPool[C], timeout: float | None) -> None:
+        self._pool = pool
+        self._timeout = timeout
+        self._conn: C | None = None
+
+    def __await__(self) -> Generator[Any, None, C]:
+        return self._pool._acquire(self._timeout).__await__()
+
+    async def __aenter__(self) -> C:
+        self._conn = await self._pool._acquire(self._timeout)
+        return self._conn
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
+        conn, self._conn = self._conn, None
+        # A cancelled body may have left the connection mid-request: treat it as broken too.
+        if isinstance(exc, (*self._pool.broken_exceptions, asyncio.CancelledError)):
+            await self._pool.discard(conn)  # type: ignore[arg-type]
+        else:
+            await self._pool.release(conn)  # type: ignore[arg-type]
+
+
+class ConnectionPool(Generic[C]):
+    """A bounded pool of connections made by ``connector``, handed out with ``async with pool.acquire()``.
+
+    Args:
+        connector: ``() -> connection`` (sync or async). Called without blocking other acquirers.
+        min_size: connections opened by :meth:`initialize` (and ``async with pool``), >= 0.
+        max_size: most connections open at once (idle + in use + being opened), >= 1, >= min_size.
+        acquire_timeout: seconds an acquire may wait (for a free connection and for the connector
+            together) before ``PoolTimeoutError``; None waits forever.
+        close_conn: ``(conn) -> None`` (sync or async) to close a connection; by default
+            ``conn.close()``, awaited if it returns an awaitable. Errors while closing are logged.
+        validate: ``(conn) -> bool`` (sync or async) checked before an idle connection is handed
+            out again; False discards it and the acquire goes on.
+        broken_exceptions: exceptions that, raised from an ``async with`` body, mark the connection
+            broken (discarded instead of returned). A cancelled body discards it too.
+
+    Example:
+        >>> class Conn:
+        ...     def close(self): pass
+        >>> async def main():
+        ...     async with ConnectionPool(Conn, min_size=1, max_size=2, acquire_timeout=1.0) as pool:
+        ...         async with pool.acquire() as a, pool.acquire() as b:
+        ...             busy = pool.stats().in_use
+        ...         return busy, pool.stats().idle
+        >>> asyncio.run(main())
+        (2, 2)
+    """
+
+    def __init__(
+        self,
+        connector: Callable[[], C | Awaitable[C]],
+        min_size: int = 0,
+        max_size: int = 10,
+        acquire_timeout: float | None = 30.0,
+        *,
+        close_conn: Callable[[C], Any] | None = None,
+        validate: Callable[[C], bool | Awaitable[bool]] | None = None,
+        broken_exceptions: tuple[type[BaseException], ...] = (ConnectionError, OSError),
+    ) -> None:
+        _check_count(min_size, "min_size", 0)
+        _check_count(max_size, "max_size", 1)
+        if min_size > max_size:
+            raise ValueRangeError(f"`min_size` ({min_size}) must be <= `max_size` ({max_size})")
+        if acquire_timeout is not None and (
+            not isinstance(acquire_timeout, (int, float)) or math.isnan(acquire_timeout) or acquire_timeout <= 0
+        ):
+            raise ValueRangeError(f"`acquire_timeout` must be > 0 seconds or None, got {acquire_timeout!r}")
+        self._connector = connector
+        self.min_size = min_size
+        self.max_size = max_size
+        self.acquire_timeout = acquire_timeout
+        self._close_conn = close_conn
+        self._validate = validate
+        self.broken_exceptions = broken_exceptions
+        self._idle: collections.deque[C] = collections.deque()
+        self._in_use: dict[int, C] = {}  # id(conn) -> conn
+        self._waiters: collections.deque[asyncio.Future[Any]] = collections.deque()
+        self._size = 0
+        self._closed = False
+        self._all_returned: asyncio.Event | None = None
+        self._created = self._closed_count = self._acquisitions = self._releases = 0
+        self._timeouts = self._connect_failures = 0
+
+    # -- opening -----------------------------------------------------------------------------------
+    async def initialize(self) -> None:
+        """Open connections until ``min_size`` are open (concurrently)."""
+        self._check_open()
+        missing = self.min_size - self._size
+        if missing <= 0:
+            return
+        self._size += missing
+        results = await asyncio.gather(*(self._connect_reserved() for _ in range(missing)), return_exceptions=True)
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+            self._give_back(result)
+
+    async def _connect_reserved(self) -> C:
+        """Open a connection in a slot already counted in ``_size``; the slot is freed on failure."""
+        try:
+            conn = await _maybe_await(self._connector())
+        except BaseException:
+            self._connect_failures += 1
+            self._free_slot()
+            raise
+        self._created += 1
+        return conn
+
+    # -- acquire / release -------------------------------------------------------------------------
+    def acquire(self, timeout: float | None = ...) -> _Acquire[C]:  # type: ignore[assignment]
+        """``async with pool.acquire() as conn`` (or ``conn = await pool.acquire()`` plus :meth:`release`).
+
+        Args:
+            timeout: overrides ``acquire_timeout`` for this call.
+
+        Raises:
+            PoolTimeoutError: no connection within the timeout.
+            PoolClosedError: the pool is closed (or closes while waiting).
+        """
+        return _Acquire(self, self.acquire_timeout if timeout is ... else timeout)
+
+    async def _acquire(self, timeout: float | None) -> C:
+        self._check_open()
+        try:
+            async with asyncio.timeout(timeout):
+                conn = await self._get()
+        except TimeoutError:
+            self._timeouts += 1
+            raise PoolTimeoutError(
+                f"no connection within {timeout} s (max_size={self.max_size}, all in use, "
+                f"{len(self._waiters)} waiting)"
+            ) from None
+        self._in_use[id(conn)] = conn
+        self._acquisitions += 1
+        return conn
+
+    async def _get(self) -> C:
+        while True:
+            self._check_open()
+            while self._idle:
+                conn = self._idle.popleft()
+                if await self._vet(conn):
+                    return conn
+            if self._size < self.max_size and not self._waiters:
+                self._size += 1
+                return await self._connect_reserved()
+            got = await self._wait_turn()
+            if got is _SLOT:
+                return await self._connect_reserved()
+            if await self._vet(got):
+                return got
+
+    async def _vet(self, conn: C) -> bool:
+        """Whether ``conn`` (taken from the pool) may be handed out; a rejected one is closed, its slot freed."""
+        try:
+            ok = await self._is_valid(conn)
+        except BaseException:
+            self._give_back(conn)  # cancelled while validating: the connection stays pooled
+            raise
+        if not ok:
+            try:
+                await self._close_one(conn)
+            finally:
+                self._free_slot()
+        return ok
+
+    async def _wait_turn(self) -> Any:
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._waiters.append(future)
+        try:
+            return await future
+        except BaseException:
+            if future.done() and not future.cancelled() and future.exception() is None:
+                # handed a connection or slot just as we were cancelled / timed out: pass it on
+                got = future.result()
+                if got is _SLOT:
+                    self._free_slot()
+                else:
+                    self._give_back(got)
+            raise
+        finally:
+            try:
+                self._waiters.remove(future)
+            except ValueError:
+                pass
+
+    async def _is_valid(self, conn: C) -> bool:
+        if self._validate is None:
+            return True
+        try:
+            return bool(await _maybe_await(self._validate(conn)))
+        except Exception:
+            logger.warning("validate(%r) raised; discarding the connection", conn, exc_info=True)
+            return False
+
+    def _next_waiter(self) -> asyncio.Future[Any] | None:
+        while self._waiters:
+            future = self._waiters.popleft()
+            if not future.done():
+                return future
+        return None
+
+    def _give_back(self, conn: C) -> None:
+        """Hand ``conn`` to the longest waiter, or park it idle."""
+        waiter = self._next_waiter()
+        if waiter is not None:
+            waiter.set_result(conn)
+        else:
+            self._idle.append(conn)
+
+    def _free_slot(self) -> None:
+        """A connection slot became free: pass it to the longest waiter, or shrink."""
+        waiter = self._next_waiter()
+        if waiter is not None and not self._closed:
+            waiter.set_result(_SLOT)
+        else:
+            self._size -= 1
+
+    def _checked_in(self, conn: C) -> None:
+        if self._in_use.pop(id(conn), None) is None:
+            raise ValueRangeError(f"connection {conn!r} was not checked out from this pool")
+        self._releases += 1
+        if not self._in_use and self._all_returned is not None:
+            self._all_returned.set()
+
+    async def release(self, conn: C) -> None:
+        """Give back a connection from ``await pool.acquire()`` (closed at once if the pool is closed)."""
+        self._checked_in(conn)
+        if self._closed:
+            await self._close_one(conn)
+            self._size -= 1
+        else:
+            self._give_back(conn)
+
+    async def discard(self, conn: C) -> None:
+        """Give back a broken connection: it is closed, never handed out again, and its slot freed."""
+        self._checked_in(conn)
+        await self._close_one(conn)
+        self._free_slot()
+
+    async def _close_one(self, conn: C) -> None:
+        try:
+            if self._close_conn is not None:
+                await _maybe_await(self._close_conn(conn))
+            else:
+                close = getattr(conn, "close", None)
+                if close is not None:
+                    await _maybe_await(close())
+        except Exception:
+            logger.warning("closing connection %r failed", conn, exc_info=True)
+        self._closed_count += 1
+
+    # -- closing -----------------------------------------------------------------------------------
+    def _check_open(self) -> None:
+        if self._closed:
+            raise PoolClosedError("the connection pool is closed")
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    async def close(self, timeout: float | None = 30.0) -> list[C]:
+        """Close the pool: fail waiters, close idle connections, wait for checked-out ones.
+
+        Args:
+            timeout: seconds to wait for checked-out connections (None: forever).
+
+        Returns:
+            The connections still checked out when the timeout ran out (abandoned: not closed
+            now, but closed when they are released).
+        """
+        self._closed = True
+        while self._waiters:
+            future = self._waiters.popleft()
+            if not future.done():
+                future.set_exception(PoolClosedError("the connection pool was closed while waiting"))
+        while self._idle:
+            await self._close_one(self._idle.popleft())
+            self._size -= 1
+        if self._in_use:
+            self._all_returned = asyncio.Event()
+            try:
+                async with asyncio.timeout(timeout):
+                    await self._all_returned.wait()
+            except TimeoutError:
+                abandoned = list(self._in_use.values())
+                logger.warning("ConnectionPool.close: abandoned %d checked-out connection(s)", len(abandoned))
+                return abandoned
+        return []
+
+    async def __aenter__(self) -> ConnectionPool[C]:
+        await self.initialize()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    # -- statistics --------------------------------------------------------------------------------
+    @property
+    def size(self) -> int:
+        return self._size
+
+    def stats(self) -> PoolStats:
+        """A snapshot of the counters."""
+        return PoolStats(
+            size=self._size,
+            idle=len(self._idle),
+            in_use=len(self._in_use),
+            waiting=sum(not f.done() for f in self._waiters),
+            created=self._created,
+            closed=self._closed_count,
+            acquisitions=self._acquisitions,
+            releases=self._releases,
+            timeouts=self._timeouts,
+            connect_failures=self._connect_failures,
+            min_size=self.min_size,
+            max_size=self.max_size,
+        )
+
+    def get_stats(self) -> dict[str, int]:
+        """The statistics as a dict (the original library's form; ``available`` = idle)."""
+        d = dict(self.stats().__dict__)
+        d["available"] = d["idle"]
+        return d
+
+    @asynccontextmanager
+    async def connection(self, timeout: float | None = ...) -> AsyncIterator[C]:  # type: ignore[assignment]
+        """Same as ``acquire()``, as a plain ``asynccontextmanager``."""
+        async with self.acquire(timeout) as conn:
+            yield conn
