@@ -232,7 +232,7 @@ def weighted_median(
         >>> weighted_median(w, torch.tensor([1.0, 1.0, 2.0]))  # 0.3 holds half the stake
         tensor([0.3000, 0.5000])
         >>> weighted_median(w, torch.tensor([1.0, 1.0, 2.0]), kappa=0.6)
-        tensor([0.2000, 0.5000])
+        tensor([0.2000, 0.0000])
     """
     w, origin = as_float_tensor(weights, "weights")
     s, _ = as_tensor(stakes, "stakes")
