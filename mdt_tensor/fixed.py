@@ -303,15 +303,16 @@ def _div_parts(a: Tensor, b: Tensor, b_bits: int | None) -> tuple[Tensor, Tensor
     ua_minus = torch.where(a_neg, -(a + 1), a)
     whole = torch.div(ua_minus, ub, rounding_mode="floor")
     rem = ua_minus - whole * ub + a_neg.to(torch.int64)
-    wrap = rem == ub
-    whole = whole + wrap.to(torch.int64)
-    rem = rem.masked_fill(wrap, 0)
+    wrap = (rem == ub).to(torch.int64)
+    rem = rem.masked_fill(wrap.bool(), 0)
     if b_bits is None:
         b_bits = bit_length(ub)
     frac = _frac_quotient(rem, ub, max(b_bits, 1))
-    # magnitude = whole * 2**32 + frac; it fits when whole < 2**31, or (negative) equals 2**63.
-    fits = whole < 2**31
-    is_min = negative & (whole == 2**31) & (frac == 0)
+    # magnitude = (whole + wrap) * 2**32 + frac (whole + wrap may be 2**63: compare, never add);
+    # it fits when whole + wrap < 2**31, or (negative) when it equals 2**63 exactly.
+    fits = whole < 2**31 - wrap
+    is_min = negative & (whole == 2**31 - wrap) & (frac == 0)
+    whole = torch.where(fits, whole + wrap, whole)
     magnitude = (whole.clamp(max=2**31 - 1) << 32) | frac
     quotient = torch.where(negative, -magnitude, magnitude)
     quotient = quotient.masked_fill(is_min, I32F32_MIN)
