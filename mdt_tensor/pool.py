@@ -310,6 +310,8 @@ class ConnectionPool(Generic[C]):
         if self._in_use.pop(id(conn), None) is None:
             raise ValueRangeError(f"connection {conn!r} was not checked out from this pool")
         self._releases += 1
+
+    def _note_returned(self) -> None:
         if not self._in_use and self._all_returned is not None:
             self._all_returned.set()
 
@@ -321,12 +323,16 @@ class ConnectionPool(Generic[C]):
             self._size -= 1
         else:
             self._give_back(conn)
+        self._note_returned()
 
     async def discard(self, conn: C) -> None:
         """Give back a broken connection: it is closed, never handed out again, and its slot freed."""
         self._checked_in(conn)
-        await self._close_one(conn)
-        self._free_slot()
+        try:
+            await self._close_one(conn)
+        finally:
+            self._free_slot()
+            self._note_returned()
 
     async def _close_one(self, conn: C) -> None:
         try:
