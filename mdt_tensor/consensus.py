@@ -172,10 +172,11 @@ def _batch_shapes(weights: Tensor, stakes: Tensor, weights_name: str, stakes_nam
 
 def _run_core(weights: Tensor, stake: Tensor, included: Tensor, minority: Tensor, batch: torch.Size) -> Tensor:
     rows, columns = weights.shape[-2:]
-    flat_weights = weights.expand(batch + (rows, columns)).reshape(-1, rows, columns)
-    flat_stake = stake.expand(batch + (rows,)).reshape(-1, rows)
-    flat_included = included.expand(batch + (rows,)).reshape(-1, rows)
-    flat_minority = minority.expand(batch).reshape(-1)
+    size = math.prod(batch)
+    flat_weights = weights.expand(batch + (rows, columns)).reshape(size, rows, columns)
+    flat_stake = stake.expand(batch + (rows,)).reshape(size, rows)
+    flat_included = included.expand(batch + (rows,)).reshape(size, rows)
+    flat_minority = minority.expand(batch).reshape(size)
     return _select(flat_weights, flat_stake, flat_included, flat_minority).reshape(batch + (columns,))
 
 

@@ -1,0 +1,447 @@
+"""Stake-weighted median and stack consensus, against a transcription of the chain's quickselect."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import assume, given
+from hypothesis import strategies as st
+
+import mdt_tensor as mt
+from mdt_tensor.errors import DTypeError, ShapeError, ValueRangeError
+from tests.helpers import ARRAY_KINDS, DEVICES, assert_kind, to_kind, to_numpy
+
+ONE = 1 << 32
+
+
+# ----------------------------------------------------------------------------- the chain, in Python
+
+
+def chain_weighted_median(
+    stake: list[int], score: list[int], partition_idx: list[int], minority: int, lo: int, hi: int
+) -> int:
+    """subtensor ``math.rs::weighted_median`` (iterative, middle-index pivot), on I32F32 bits."""
+    current = list(partition_idx)
+    limit = len(partition_idx)
+    iterations = 0
+    while True:
+        n = len(current)
+        if n == 0:
+            return 0
+        if n == 1:
+            return score[current[0]]
+        pivot = score[current[n // 2]]
+        lo_stake = hi_stake = 0
+        lower: list[int] = []
+        upper: list[int] = []
+        for idx in current:
+            if score[idx] == pivot:
+                continue
+            if score[idx] < pivot:
+                lo_stake += stake[idx]
+                lower.append(idx)
+            else:
+                hi_stake += stake[idx]
+                upper.append(idx)
+        if minority < lo + lo_stake and lower:
+            current, hi = lower, lo + lo_stake
+        elif hi - hi_stake <= minority and upper:
+            current, lo = upper, hi - hi_stake
+        else:
+            return pivot
+        iterations += 1
+        if iterations > limit:
+            return 0
+
+
+def chain_safe_div(a: int, b: int) -> int:
+    if b == 0:
+        return 0
+    magnitude = (abs(a) << 32) // abs(b)
+    q = magnitude if (a < 0) == (b < 0) else -magnitude
+    return q if -(2**63) <= q < 2**63 else 0
+
+
+def chain_weighted_median_col_sparse(stake: list[int], rows: list[list[int]], majority: int) -> list[int]:
+    """``weighted_median_col_sparse`` with every cell present (a dense matrix given as rows)."""
+    columns = len(rows[0]) if rows else 0
+    use_stake = [s for s in stake if s > 0]
+    total = sum(use_stake)
+    if total != 0:
+        use_stake = [chain_safe_div(s, total) for s in use_stake]
+    stake_sum = sum(use_stake)
+    minority = stake_sum - majority
+    use_rows = [row for s, row in zip(stake, rows) if s > 0]
+    idx = list(range(len(use_stake)))
+    return [
+        chain_weighted_median(use_stake, [row[c] for row in use_rows], idx, minority, 0, stake_sum)
+        for c in range(columns)
+    ]
+
+
+def fx(values: list[float]) -> list[int]:
+    return [round(v * ONE) for v in values]
+
+
+# ----------------------------------------------------------------------------- spec B.8 vectors
+
+M1 = [
+    ([], [], 0.0),
+    ([1.0], [1.0], 1.0),  # normalize([.51])
+    ([0.49, 0.51], [0.5, 1.0], 1.0),
+    ([0.51, 0.49], [0.5, 1.0], 0.5),
+    ([0.49, 0.0, 0.51], [0.5, 0.7, 1.0], 1.0),
+    ([0.49, 0.01, 0.5], [0.5, 0.7, 1.0], 0.7),
+    ([0.49, 0.51, 0.0], [0.5, 0.7, 1.0], 0.7),
+    ([0.0, 0.49, 0.0, 0.51, 0.0], [0.5, 0.5, 1.0, 1.0, 0.5], 1.0),
+    ([0.2] * 5, [0.8, 0.2, 1.0, 0.6, 0.4], 0.6),
+    ([0.1] * 10, [0.8, 0.8, 0.2, 0.2, 1.0, 1.0, 0.6, 0.6, 0.4, 0.4], 0.6),
+]
+
+
+@pytest.mark.parametrize("stake, score, expected", M1)
+def test_m1_transcription_reproduces_the_chain_test(stake: list[float], score: list[float], expected: float) -> None:
+    # the chain's unit test: minority = 1 - 0.51, partition [0, sum(stake)], stake not renormalised
+    s, w = fx(stake), fx(score)
+    got = chain_weighted_median(s, w, list(range(len(s))), ONE - fx([0.51])[0], 0, sum(s))
+    assert got == (fx([expected])[0] if stake else 0)
+
+
+@pytest.mark.parametrize("stake, score, expected", M1)
+def test_m1_fixed(stake: list[float], score: list[float], expected: float) -> None:
+    s, w = fx(stake), fx(score)
+    kappa_bits = sum(s) - (ONE - fx([0.51])[0])  # so that minority = 1 - 0.51 exactly
+    weights = torch.tensor(w, dtype=torch.int64).reshape(len(w), 1)
+    got = mt.weighted_median_fixed(weights, torch.tensor(s, dtype=torch.int64), max(kappa_bits, 0), renormalize=False)
+    assert got.tolist() == [fx([expected])[0] if stake else 0]
+
+
+@pytest.mark.parametrize("stake, score, expected", M1)
+def test_m1_float(stake: list[float], score: list[float], expected: float) -> None:
+    weights = torch.tensor(score, dtype=torch.float64).reshape(len(score), 1)
+    got = mt.weighted_median(weights, torch.tensor(stake, dtype=torch.float64), 0.51)
+    assert got.tolist() == [expected]
+
+
+M2_W = [[0, 0.1, 0], [0, 0.2, 0.4], [0, 0.3, 0.1], [0, 0.4, 0.5]]
+M2_CASES = [
+    (M2_W, [0, 0.75, 0.25, 0], 0.24, [0, 0.3, 0.4]),
+    (M2_W, [0, 0.75, 0.25, 0], 0.26, [0, 0.2, 0.4]),
+    (M2_W, [0, 0.75, 0.25, 0], 0.76, [0, 0.2, 0.1]),
+    ([[0, 0.1, 0], [0, 0.2, 0.4], [0, 0.3, 0.1], [0, 0, 0.5]], [0, 0.3, 0.2, 0.5], 0.51, [0, 0, 0.4]),
+    (M2_W, [0, 0, 0, 0], 0.51, [0, 0, 0]),
+]
+
+
+@pytest.mark.parametrize("weights, stake, majority, expected", M2_CASES)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_m2_float(weights: list, stake: list, majority: float, expected: list, dtype: torch.dtype) -> None:
+    got = mt.weighted_median(torch.tensor(weights, dtype=dtype), torch.tensor(stake), majority)
+    assert got.dtype == dtype
+    assert got.tolist() == torch.tensor(expected, dtype=dtype).tolist()
+
+
+@pytest.mark.parametrize("weights, stake, majority, expected", M2_CASES)
+def test_m2_fixed_and_transcription(weights: list, stake: list, majority: float, expected: list) -> None:
+    w = [fx(row) for row in weights]
+    s, k = fx(stake), fx([majority])[0]
+    want = [fx([e])[0] for e in expected]
+    assert chain_weighted_median_col_sparse(s, w, k) == want
+    got = mt.weighted_median_fixed(torch.tensor(w), torch.tensor(s), k)
+    assert got.tolist() == want
+
+
+def test_empty_inputs() -> None:
+    assert mt.weighted_median(torch.zeros(0, 3), torch.zeros(0)).tolist() == [0.0, 0.0, 0.0]
+    assert mt.weighted_median(torch.zeros(4, 0), torch.ones(4)).shape == (0,)
+    assert mt.weighted_median_fixed(torch.zeros(0, 2, dtype=torch.int64), torch.zeros(0, dtype=torch.int64)).tolist() == [0, 0]
+
+
+# ----------------------------------------------------------------------------- property tests
+
+
+@st.composite
+def fixed_cases(draw: st.DrawFn) -> tuple[list[int], list[list[int]], int]:
+    rows = draw(st.integers(0, 9))
+    columns = draw(st.integers(1, 5))
+    pool = draw(st.lists(st.integers(0, ONE), min_size=1, max_size=4))  # few distinct values: ties
+    weights = [[draw(st.sampled_from(pool + [0])) for _ in range(columns)] for _ in range(rows)]
+    stake = [draw(st.one_of(st.just(0), st.integers(1, 2**40), st.just(-5))) for _ in range(rows)]
+    mode = draw(st.sampled_from(["zero", "one", "random", "on_threshold", "default"]))
+    if mode == "zero":
+        kappa = 0
+    elif mode == "one":
+        kappa = ONE
+    elif mode == "default":
+        kappa = mt.DEFAULT_KAPPA_BITS
+    elif mode == "random":
+        kappa = draw(st.integers(0, ONE))
+    else:  # kappa equal to a partial sum of the renormalised stake: sums land on the threshold
+        positive = [v for v in stake if v > 0]
+        total = sum(positive)
+        shares = [chain_safe_div(v, total) for v in positive] if total else []
+        cut = draw(st.integers(0, len(shares)))
+        kappa = min(sum(shares[:cut]), ONE)
+    return stake, weights, kappa
+
+
+@given(fixed_cases())
+def test_fixed_matches_the_chain_quickselect(case: tuple[list[int], list[list[int]], int]) -> None:
+    stake, weights, kappa = case
+    columns = len(weights[0]) if weights else 1
+    w = torch.tensor(weights, dtype=torch.int64).reshape(len(stake), columns)
+    # negative stake rows are dropped by the chain like zero-stake rows (s > 0 filter)
+    got = mt.weighted_median_fixed(w, torch.tensor(stake, dtype=torch.int64).reshape(len(stake)), kappa)
+    want = chain_weighted_median_col_sparse(stake, weights, kappa) if weights else [0] * columns
+    assert got.tolist() == want
+
+
+@given(fixed_cases(), st.randoms(use_true_random=False))
+def test_fixed_permutation_invariance(case: tuple[list[int], list[list[int]], int], rng) -> None:
+    stake, weights, kappa = case
+    assume(weights)
+    order = list(range(len(stake)))
+    rng.shuffle(order)
+    w = torch.tensor(weights, dtype=torch.int64)
+    s = torch.tensor(stake, dtype=torch.int64)
+    base = mt.weighted_median_fixed(w, s, kappa)
+    # renormalised stake shares do not depend on order (each is safe_div(s_i, sum)); the sum
+    # of shares does not either, so the result is permutation invariant bit for bit
+    assert torch.equal(base, mt.weighted_median_fixed(w[order], s[order], kappa))
+
+
+@st.composite
+def float_cases(draw: st.DrawFn) -> tuple[np.ndarray, np.ndarray]:
+    rows = draw(st.integers(1, 8))
+    columns = draw(st.integers(1, 6))
+    pool = draw(st.lists(st.floats(0, 1, width=32), min_size=1, max_size=5))
+    weights = np.array([[draw(st.sampled_from(pool)) for _ in range(columns)] for _ in range(rows)], np.float32)
+    stake = np.array([draw(st.sampled_from([0.0, 0.5, 1.0, 2.0, 3.0, 10.0])) for _ in range(rows)])
+    return weights, stake
+
+
+def reference_float(weights: np.ndarray, stake: np.ndarray, kappa: float) -> np.ndarray:
+    """Per-column loop: the largest value whose stake at or above it reaches kappa of the total."""
+    keep = stake > 0
+    out = np.zeros(weights.shape[1], dtype=weights.dtype)
+    if not keep.any():
+        return out
+    w, s = weights[keep], stake[keep] / stake[keep].sum()
+    for j in range(weights.shape[1]):
+        candidates = [p for p in sorted(set(w[:, j].tolist())) if s[w[:, j] >= p].sum() >= kappa]
+        out[j] = max(candidates) if candidates else w[:, j].min()
+    return out
+
+
+@given(float_cases(), st.sampled_from([0.0, 0.2, DEFAULT := mt.DEFAULT_KAPPA, 0.75, 0.9]))
+def test_float_matches_a_per_column_loop(case: tuple[np.ndarray, np.ndarray], kappa: float) -> None:
+    # stakes are small integers over a small total, so float sums are exact and away from kappa
+    weights, stake = case
+    got = mt.weighted_median(weights, stake, kappa)
+    np.testing.assert_array_equal(got, reference_float(weights, stake, kappa))
+
+
+@given(float_cases())
+def test_result_is_in_the_column_value_set_and_kappa_zero_is_the_max(case: tuple[np.ndarray, np.ndarray]) -> None:
+    weights, stake = case
+    keep = stake > 0
+    got = mt.weighted_median(weights, stake)
+    top = mt.weighted_median(weights, stake, 0.0)
+    for j in range(weights.shape[1]):
+        if keep.any():
+            assert got[j] in set(weights[keep, j].tolist())
+            assert top[j] == weights[keep, j].max()
+        else:
+            assert got[j] == 0 and top[j] == 0
+
+
+@given(float_cases(), st.randoms(use_true_random=False))
+def test_float_permutation_invariance(case: tuple[np.ndarray, np.ndarray], rng) -> None:
+    weights, stake = case
+    order = list(range(len(stake)))
+    rng.shuffle(order)
+    np.testing.assert_array_equal(mt.weighted_median(weights, stake), mt.weighted_median(weights[order], stake[order]))
+
+
+def test_batch_equals_loop_of_singles() -> None:
+    generator = torch.Generator().manual_seed(0)
+    weights = torch.randint(0, 6, (3, 4, 7, 11), generator=generator).float() / 5
+    stakes = torch.randint(0, 4, (3, 4, 7), generator=generator).double()
+    kappa = torch.tensor([0.0, 0.3, 0.5, 1.0]).double()
+    got = mt.weighted_median(weights, stakes, kappa)
+    for a in range(3):
+        for b in range(4):
+            assert torch.equal(got[a, b], mt.weighted_median(weights[a, b], stakes[a, b], float(kappa[b])))
+    bits = mt.fx_from_float(weights.double())
+    stake_bits = torch.randint(0, 2**36, (3, 4, 7), generator=generator)
+    got_fixed = mt.weighted_median_fixed(bits, stake_bits, mt.DEFAULT_KAPPA_BITS)
+    for a in range(3):
+        for b in range(4):
+            assert torch.equal(got_fixed[a, b], mt.weighted_median_fixed(bits[a, b], stake_bits[a, b]))
+
+
+def test_stakes_broadcast_over_leading_dims() -> None:
+    weights = torch.rand(5, 6, 9, generator=torch.Generator().manual_seed(1))
+    stakes = torch.rand(6, generator=torch.Generator().manual_seed(2))
+    got = mt.weighted_median(weights, stakes)
+    assert got.shape == (5, 9)
+    assert torch.equal(got[3], mt.weighted_median(weights[3], stakes))
+
+
+def test_float_and_fixed_agree_on_well_separated_values() -> None:
+    # distinct values, random integer stakes: no stake sum lands within float error of kappa
+    generator = torch.Generator().manual_seed(5)
+    values = torch.randperm(100_000, generator=generator)[: 64 * 40].reshape(64, 40).double() / 100_000
+    stakes = torch.randint(1, 1000, (64,), generator=generator).double()
+    stakes[::7] = 0
+    for kappa_u16 in (0, 16384, 32767, 52428, 65535):
+        floats = mt.weighted_median(values, stakes, kappa_u16 / 65535)
+        kappa_bits = (kappa_u16 << 32) // 65535
+        fixed = mt.weighted_median_fixed(mt.fx_from_float(values), mt.fx_from_float(stakes), kappa_bits)
+        assert torch.equal(mt.fx_from_float(floats), fixed)
+
+
+def test_fallback_paths_match_the_packed_path() -> None:
+    generator = torch.Generator().manual_seed(9)
+    weights = torch.randint(0, 5, (2, 9, 13), generator=generator)
+    stakes = torch.randint(0, 3, (2, 9), generator=generator).double()
+    packed = mt.weighted_median(weights.float(), stakes)
+    fallback = mt.weighted_median(weights.double(), stakes)  # float64: index sort
+    assert torch.equal(packed.double(), fallback)
+    bits = weights * ONE
+    wide = bits.clone()
+    wide[0, 0, 0] = -(2**62)  # a value range too wide to pack with the row index
+    stake_bits = torch.randint(1, ONE, (2, 9), generator=generator)
+    stake_bits[:, 0] = 0  # the wide value sits in an excluded row, so results agree
+    assert torch.equal(mt.weighted_median_fixed(bits, stake_bits), mt.weighted_median_fixed(wide, stake_bits))
+
+
+def test_negative_zero_equals_zero() -> None:
+    weights = torch.tensor([[-0.0], [0.0], [0.5]])
+    assert mt.weighted_median(weights, torch.tensor([1.0, 1.0, 1.0]), 0.5).tolist() == [0.0]
+
+
+# ----------------------------------------------------------------------------- errors
+
+
+def test_bad_inputs() -> None:
+    w, s = torch.rand(4, 3), torch.rand(4)
+    with pytest.raises(ValueRangeError, match=r"weights.*nan.*\(1, 2\)"):
+        bad = w.clone()
+        bad[1, 2] = math.nan
+        mt.weighted_median(bad, s)
+    with pytest.raises(ValueRangeError, match="weights.*non-negative"):
+        mt.weighted_median(-w, s)
+    with pytest.raises(ValueRangeError, match="weights.*finite"):
+        mt.weighted_median(w.masked_fill(w > 0.5, math.inf), s)
+    with pytest.raises(ValueRangeError, match="stakes.*non-negative"):
+        mt.weighted_median(w, -s)
+    with pytest.raises(ShapeError, match=r"stakes.*V = 4"):
+        mt.weighted_median(w, torch.rand(3))
+    with pytest.raises(ShapeError, match=r"\(\*, V, N\)"):
+        mt.weighted_median(torch.rand(4), s)
+    with pytest.raises(ValueRangeError, match="kappa"):
+        mt.weighted_median(w, s, 1.5)
+    with pytest.raises(ValueRangeError, match="kappa"):
+        mt.weighted_median(w, s, torch.tensor(-0.1))
+    with pytest.raises(ValueRangeError, match="kappa_bits"):
+        mt.weighted_median_fixed(torch.zeros(2, 2, dtype=torch.int64), torch.ones(2, dtype=torch.int64), ONE + 1)
+    with pytest.raises(DTypeError, match="weight_bits"):
+        mt.weighted_median_fixed(torch.zeros(2, 2), torch.ones(2, dtype=torch.int64))
+    with pytest.raises(ShapeError, match="broadcast"):
+        mt.weighted_median(torch.rand(2, 4, 3), torch.rand(3, 4))
+
+
+# ----------------------------------------------------------------------------- kinds and devices
+
+
+@pytest.mark.parametrize("kind", ARRAY_KINDS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_kind_and_dtype_out_equal_in(kind: str, dtype: type) -> None:
+    device = "cuda" if kind == "cupy" else "cpu"
+    weights = to_kind(np.random.default_rng(0).random((5, 7)).astype(dtype), kind, device)
+    stakes = to_kind(np.arange(5, dtype=np.float64), kind, device)
+    got = mt.weighted_median(weights, stakes)
+    assert_kind(got, kind, device)
+    assert to_numpy(got).dtype == dtype
+    clipped = mt.clip_to_consensus(weights, got)
+    assert_kind(clipped, kind, device)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_cpu_and_device_agree_bit_for_bit(device: str) -> None:
+    generator = torch.Generator().manual_seed(11)
+    weights = torch.rand(3, 64, 300, generator=generator)
+    stakes = torch.rand(3, 64, generator=generator).double()
+    stakes[:, ::5] = 0
+    cpu = mt.weighted_median(weights, stakes)
+    assert torch.equal(cpu, mt.weighted_median(weights.to(device), stakes.to(device)).cpu())
+    bits = mt.fx_from_float(weights.double())
+    stake_bits = mt.normalize_i64f64_to_i32f32(torch.randint(0, 2**50, (3, 64), generator=generator))
+    cpu_fixed = mt.weighted_median_fixed(bits, stake_bits)
+    assert torch.equal(cpu_fixed, mt.weighted_median_fixed(bits.to(device), stake_bits.to(device)).cpu())
+
+
+# ----------------------------------------------------------------------------- clip and stacks
+
+
+def test_clip_to_consensus() -> None:
+    weights = torch.tensor([[[0.1, 0.9], [0.4, 0.2]], [[0.5, 0.5], [0.0, 1.0]]])
+    consensus = torch.tensor([[0.3, 0.5], [0.2, 0.6]])
+    expected = torch.minimum(weights, consensus[:, None, :])
+    assert torch.equal(mt.clip_to_consensus(weights, consensus), expected)
+    bits = mt.fx_from_float(weights.double())
+    clipped = mt.clip_to_consensus(bits, mt.fx_from_float(consensus.double()))
+    assert clipped.dtype == torch.int64
+    with pytest.raises(ShapeError, match="consensus"):
+        mt.clip_to_consensus(weights, torch.rand(3))
+
+
+STACK = np.random.default_rng(3).random((5, 4, 6)).astype(np.float32)
+
+
+@pytest.mark.parametrize(
+    "method, reference",
+    [("mean", np.mean), ("max", np.max), ("min", np.min), ("median", np.median)],
+)
+@pytest.mark.parametrize("count", [4, 5])
+def test_stack_methods_match_numpy(method: str, reference, count: int) -> None:
+    stack = STACK[:count]
+    np.testing.assert_allclose(mt.compute_weight_consensus(stack, method), reference(stack, axis=0), rtol=1e-6)
+    as_list = [stack[i] for i in range(count)]
+    np.testing.assert_allclose(mt.compute_weight_consensus(as_list, method), reference(stack, axis=0), rtol=1e-6)
+    moved = np.moveaxis(stack, 0, 2)
+    np.testing.assert_allclose(mt.compute_weight_consensus(moved, method, dim=2), reference(stack, axis=0), rtol=1e-6)
+    np.testing.assert_allclose(mt.compute_weight_consensus(moved, method, dim=-1), reference(stack, axis=0), rtol=1e-6)
+
+
+def test_median_even_count_averages_the_middle_pair_exactly() -> None:
+    stack = np.array([[1.0], [2.0], [4.0], [8.0]], dtype=np.float32)
+    assert mt.compute_weight_consensus(stack, "median").tolist() == [3.0]
+
+
+def test_stake_median_stack() -> None:
+    stakes = np.array([1.0, 2.0, 0.0, 4.0, 1.0])
+    got = mt.compute_weight_consensus(STACK, "stake_median", stakes=stakes, kappa=0.4)
+    want = mt.weighted_median(STACK.reshape(5, -1), stakes, 0.4).reshape(4, 6)
+    np.testing.assert_array_equal(got, want)
+    with pytest.raises(ValueError, match="stakes"):
+        mt.compute_weight_consensus(STACK, "stake_median")
+    with pytest.raises(ShapeError, match="stakes"):
+        mt.compute_weight_consensus(STACK, "stake_median", stakes=np.ones(3))
+
+
+def test_stack_errors() -> None:
+    with pytest.raises(ValueError, match="method"):
+        mt.compute_weight_consensus(STACK, "mode")  # type: ignore[arg-type]
+    with pytest.raises(ValueRangeError, match="nan"):
+        bad = STACK.copy()
+        bad[1, 2, 3] = np.nan
+        mt.compute_weight_consensus(bad, "median")
+    with pytest.raises(ShapeError, match=r"stack\[1\]"):
+        mt.compute_weight_consensus([STACK[0], STACK[1, :2]], "mean")
+    with pytest.raises(ShapeError, match="dim"):
+        mt.compute_weight_consensus(STACK, "mean", dim=3)
