@@ -1,5 +1,470 @@
-"""Placeholder: being written (see the issue tracker)."""
+"""Exact money on int64 tensors: apportionment, the chain's emission split, overflow guards.
+
+Every function here pays out integer wei and conserves its total exactly (``DESIGN.md`` principle
+3). A float never decides who is paid how much: float weights are first turned into exact
+integers (``spec/exact-arithmetic.md`` 2.2), and the shares ``total * w_i / sum(w)`` are divided
+out with int64 long division (``mdt_tensor._intmath.mul_div_floor_rem``, 2.3), which keeps every
+intermediate below 2**63. torch has no 128-bit integers and no exact rational type, and Python's
+``fractions.Fraction`` is exact but neither batched nor on a GPU, hence the hand-written method.
+
+Where a row's float weights carry more bits than one int64 share computation can hold (weights
+spanning more than about ``61 - log2(N)`` binary orders of magnitude, ``spec/exact-arithmetic.md``
+2.7), the shares are computed in double-double arithmetic (about 104 significant bits, built only
+from correctly rounded IEEE float64 ``+ - * /`` and ``floor``, so the bits are the same on CPU and
+CUDA) from a three-limb exact integer sum of the weights. See :func:`apportion` for the precision
+each input kind gets.
+"""
 
 from __future__ import annotations
 
-__all__: list[str] = []
+from typing import Literal, NamedTuple
+
+import torch
+from torch import Tensor
+
+from ._array import Array, as_tensor
+from ._intmath import INT64_MAX, bit_length, mul_div_floor_rem
+from ._validation import check_finite, check_non_negative, first_index, normalize_dim
+from .errors import DTypeError, ShapeError, ValueRangeError, WeiOverflowError, WeightError
+
+__all__ = [
+    "Apportionment",
+    "EmissionSplit",
+    "apportion",
+    "split_emission",
+    "distribute_emission",
+    "check_wei_sum",
+]
+
+ApportionMethod = Literal["largest_remainder", "floor"]
+ZeroWeightPolicy = Literal["error", "dust", "even"]
+
+#: Bits kept below a row's largest float weight in the exact integer path: 2**61 bounds the
+#: per-row weight sum that ``mul_div_floor_rem`` divides by, and N < 2**n_bits weights share it.
+_SUM_BITS = 61
+#: The largest float64 below 2**63 (converting 2**63 itself to int64 overflows).
+_MAX_DOUBLE_BELOW_2_63 = float(2**63 - 1024)
+
+
+class Apportionment(NamedTuple):
+    """What :func:`apportion` returns.
+
+    Attributes:
+        parts: int64 wei per recipient, shape ``(*, N)`` (the caller's array type).
+        dust: int64 wei per total left undistributed, shape ``(*)``: always 0 for
+            ``method="largest_remainder"``; the floor dust for ``method="floor"``.
+    """
+
+    parts: Array
+    dust: Array
+
+
+class EmissionSplit(NamedTuple):
+    """What :func:`distribute_emission` returns: int64 wei per uid, shape ``(*, n)`` each.
+
+    Attributes:
+        server: the miners' (incentive) part.
+        validator: the validators' (dividends) part.
+        dust: wei per emission left undistributed, shape ``(*)`` (0 unless ``method="floor"``).
+    """
+
+    server: Array
+    validator: Array
+    dust: Array
+
+
+# --------------------------------------------------------------------------------------------
+# argument handling
+
+
+def _as_totals(total_wei: Array | int, name: str = "total_wei") -> tuple[Tensor, bool]:
+    """Totals as an int64 tensor; True when they came as a Python int."""
+    if isinstance(total_wei, bool):
+        raise DTypeError(f"Expected `{name}` to be an int number of wei, but got bool.")
+    if isinstance(total_wei, int):
+        if total_wei > INT64_MAX or total_wei < -INT64_MAX - 1:
+            raise WeiOverflowError(
+                f"Expected `{name}` to fit int64 (|x| <= 2**63 - 1 wei), but got {total_wei}."
+            )
+        return torch.tensor(total_wei, dtype=torch.int64), True
+    tensor, _ = as_tensor(total_wei, name)
+    if tensor.is_floating_point() or tensor.dtype == torch.bool:
+        raise DTypeError(
+            f"Expected `{name}` to be an integer tensor of wei, but got dtype {tensor.dtype}. "
+            "Convert amounts first with mt.mdt_to_wei (exact) and pass int64 wei."
+        )
+    return tensor.to(torch.int64), False
+
+
+def _check_totals(totals: Tensor, name: str) -> None:
+    bad = first_index(totals < 0)
+    if bad is not None:
+        raise ValueRangeError(
+            f"Expected `{name}` to be non-negative wei, but found {int(totals[bad])} at index {bad}."
+        )
+
+
+def _flatten_rows(weights: Tensor, totals: Tensor, dim: int) -> tuple[Tensor, Tensor, tuple[int, ...]]:
+    """Move ``dim`` last and flatten the leading dims: ``(B, N)`` weights, ``(B,)`` totals."""
+    moved = weights.movedim(dim, -1)
+    batch_shape = tuple(moved.shape[:-1])
+    if totals.ndim and tuple(totals.shape) != batch_shape:
+        raise ShapeError(
+            f"Expected `total_wei` to have shape (*) = {batch_shape} (the weights' shape without "
+            f"`dim`) or to be a scalar, but got shape {tuple(totals.shape)}."
+        )
+    totals = totals.to(moved.device).expand(batch_shape)
+    n = moved.shape[-1]
+    return moved.reshape(-1, n), totals.reshape(-1), batch_shape
+
+
+# --------------------------------------------------------------------------------------------
+# weights -> exact integers
+
+
+def _power_of_two(exponent: Tensor) -> Tensor:
+    """2**exponent as float64, built from the exponent bits (exact on every device; no pow)."""
+    return ((exponent.to(torch.int64) + 1023) << 52).view(torch.float64)
+
+
+def _scale_rows(w: Tensor, shift: Tensor) -> Tensor:
+    """``w * 2**shift`` per row, exactly, in two factors so that each stays a normal float64."""
+    half = torch.div(shift, 2, rounding_mode="floor")
+    return w * _power_of_two(half)[:, None] * _power_of_two(shift - half)[:, None]
+
+
+def _scaled_float_weights(w: Tensor, top_bits: int) -> Tensor:
+    """Float weights scaled per row so that the largest lies in ``[2**(top_bits-1), 2**top_bits)``.
+
+    The scaling is by a power of two, so it is exact (weights smaller than ``2**-1022`` times the
+    row maximum may lose low bits in float64; their shares are far below one wei).
+    """
+    w64 = w.to(torch.float64)
+    row_max = w64.amax(dim=-1)
+    exponent = torch.frexp(row_max).exponent.to(torch.int64)
+    exponent = torch.where(row_max > 0, exponent, torch.zeros_like(exponent))
+    return _scale_rows(w64, top_bits - exponent)
+
+
+def _drop_common_low_zeros(q: Tensor) -> Tensor:
+    """Shift each row right by the trailing zero bits all its weights share (ratios unchanged).
+
+    Quantised float32 weights carry at most 24 significant bits, so this usually leaves small
+    integers and makes the long division a single step.
+    """
+    lowest_bit = q & (-q)
+    lowest = torch.where(q > 0, lowest_bit, torch.full_like(q, 1 << 62)).amin(dim=-1)
+    shift = torch.frexp(lowest.to(torch.float64)).exponent.to(torch.int64) - 1
+    return q >> shift[:, None]
+
+
+# --------------------------------------------------------------------------------------------
+# double-double arithmetic (pairs hi + lo of float64; Dekker / Knuth error-free transformations)
+
+_SPLITTER = float(2**27 + 1)
+
+
+def _two_sum(a: Tensor, b: Tensor) -> tuple[Tensor, Tensor]:
+    s = a + b
+    bb = s - a
+    return s, (a - (s - bb)) + (b - bb)
+
+
+def _fast_two_sum(a: Tensor, b: Tensor) -> tuple[Tensor, Tensor]:
+    """Requires |a| >= |b| (or a == 0)."""
+    s = a + b
+    return s, b - (s - a)
+
+
+def _split(a: Tensor) -> tuple[Tensor, Tensor]:
+    c = a * _SPLITTER
+    hi = c - (c - a)
+    return hi, a - hi
+
+
+def _two_prod(a: Tensor, b: Tensor) -> tuple[Tensor, Tensor]:
+    """a * b = p + e exactly (Dekker; no FMA, so the same bits wherever it runs)."""
+    p = a * b
+    a_hi, a_lo = _split(a)
+    b_hi, b_lo = _split(b)
+    e = ((a_hi * b_hi - p) + a_hi * b_lo + a_lo * b_hi) + a_lo * b_lo
+    return p, e
+
+
+def _dd_add(a: tuple[Tensor, Tensor], b: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
+    s, e = _two_sum(a[0], b[0])
+    return _fast_two_sum(s, e + (a[1] + b[1]))
+
+
+def _dd_mul_double(a: tuple[Tensor, Tensor], b: Tensor) -> tuple[Tensor, Tensor]:
+    p, e = _two_prod(a[0], b)
+    return _fast_two_sum(p, e + a[1] * b)
+
+
+def _dd_div(a: tuple[Tensor, Tensor], b: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
+    """a / b to about 104 bits (one correction step of the long-division kind)."""
+    q1 = a[0] / b[0]
+    prod = _dd_mul_double(b, q1)
+    rem = _dd_add(a, (-prod[0], -prod[1]))
+    q2 = rem[0] / b[0]
+    prod2 = _dd_mul_double(b, q2)
+    rem = _dd_add(rem, (-prod2[0], -prod2[1]))
+    q3 = rem[0] / b[0]
+    hi, lo = _fast_two_sum(q1, q2)
+    return _dd_add((hi, lo), (q3, torch.zeros_like(q3)))
+
+
+def _int_to_dd(x: Tensor) -> tuple[Tensor, Tensor]:
+    """An int64 tensor as an exact double-double."""
+    high = (x >> 32).to(torch.float64) * float(2**32)
+    low = (x & 0xFFFFFFFF).to(torch.float64)
+    return _two_sum(high, low)
+
+
+# --------------------------------------------------------------------------------------------
+# the two share computations: floors plus a key that ranks the fractional parts
+
+
+def _exact_shares(totals: Tensor, q: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """floor(T * q_i / Q) and (T * q_i) mod Q exactly; also Q. ``q`` int64, row sums < 2**61."""
+    q = _drop_common_low_zeros(q)
+    row_sum = q.sum(dim=-1)
+    floors, remainders = mul_div_floor_rem(
+        totals[:, None], q, row_sum[:, None], b_bits=bit_length(q), c_bits=bit_length(row_sum)
+    )
+    return floors, remainders, row_sum
+
+
+def _float_limbs_sum(scaled: Tensor, limb_bits: int, limbs: int) -> tuple[Tensor, Tensor]:
+    """Σ scaled per row, exact to ``limbs * limb_bits`` bits below the units digit, as a double-double."""
+    total = (torch.zeros_like(scaled[:, 0]), torch.zeros_like(scaled[:, 0]))
+    rest = scaled
+    unit = 1.0
+    for _ in range(limbs):
+        digit = torch.floor(rest)
+        limb_sum = _int_to_dd(digit.to(torch.int64).sum(dim=-1))
+        total = _dd_add(total, (limb_sum[0] * unit, limb_sum[1] * unit))
+        rest = (rest - digit) * float(2**limb_bits)
+        unit *= 2.0**-limb_bits
+    return total
+
+
+def _approx_shares(
+    totals: Tensor, parts_hi: Tensor, parts_lo: Tensor | None, weight_sum: tuple[Tensor, Tensor]
+) -> tuple[Tensor, Tensor]:
+    """Floors and fractional parts of ``T * a_i / W`` with a = parts_hi + parts_lo, in double-double."""
+    ratio = _dd_div(_int_to_dd(totals), weight_sum)
+    ratio = (ratio[0][:, None], ratio[1][:, None])
+    x_hi, x_lo = _dd_mul_double(ratio, parts_hi)
+    if parts_lo is not None:
+        x_hi, x_lo = _dd_add((x_hi, x_lo), _dd_mul_double(ratio, parts_lo))
+    # 2**63 itself does not convert to int64: move the excess into the low word (exact).
+    over = x_hi > _MAX_DOUBLE_BELOW_2_63
+    x_lo = torch.where(over, x_lo + (x_hi - _MAX_DOUBLE_BELOW_2_63), x_lo)
+    x_hi = torch.where(over, torch.full_like(x_hi, _MAX_DOUBLE_BELOW_2_63), x_hi)
+    whole = torch.floor(x_hi)
+    rest = (x_hi - whole) + x_lo
+    carry = torch.floor(rest)
+    fraction = rest - carry
+    floors = whole.to(torch.int64) + carry.to(torch.int64)
+    return floors.clamp_(min=0), fraction
+
+
+# --------------------------------------------------------------------------------------------
+# leftover units to the largest keys
+
+
+def _largest_keys(keys: Tensor, counts: Tensor) -> Tensor:
+    """Mask of the ``counts[b]`` largest keys of each row; equal keys go to the lower index."""
+    order = torch.sort(keys, dim=-1, descending=True, stable=True).indices
+    rank = torch.empty_like(order)
+    rank.scatter_(-1, order, torch.arange(keys.shape[-1], device=keys.device).expand_as(order))
+    return rank < counts[:, None]
+
+
+def _floors_and_keys(totals: Tensor, w: Tensor, exact: bool, top_bits: int) -> tuple[Tensor, Tensor]:
+    """Floors of the shares and a key ranking their fractional parts (larger key, larger part).
+
+    ``w`` is int64 (raw integer weights) or float64 (weights scaled by :func:`_scaled_float_weights`).
+    """
+    if exact:
+        q = w if not w.is_floating_point() else w.to(torch.int64)
+        floors, remainders, _ = _exact_shares(totals, q)
+        return floors, remainders
+    if w.is_floating_point():
+        weight_sum = _float_limbs_sum(w, top_bits, 3)
+        return _approx_shares(totals, w, None, weight_sum)
+    high, low = w >> 32, w & 0xFFFFFFFF
+    high_sum, low_sum = _int_to_dd(high.sum(dim=-1)), _int_to_dd(low.sum(dim=-1))
+    weight_sum = _dd_add((high_sum[0] * float(2**32), high_sum[1] * float(2**32)), low_sum)
+    return _approx_shares(totals, high.to(torch.float64) * float(2**32), low.to(torch.float64), weight_sum)
+
+
+def _apportion_rows(totals: Tensor, w: Tensor, method: ApportionMethod) -> tuple[Tensor, Tensor]:
+    """Apportion (B,) totals over (B, N) non-negative weights, every row with a positive weight."""
+    top_bits = _SUM_BITS - w.shape[-1].bit_length()
+    if w.is_floating_point():
+        values = _scaled_float_weights(w, top_bits)
+        lossless = (torch.floor(values) == values).all(dim=-1)
+    else:
+        values = w.to(torch.int64)
+        lossless = torch.full((w.shape[0],), bit_length(values) <= top_bits, device=w.device)
+    if bool(lossless.all()) or not bool(lossless.any()):
+        groups = [(None, bool(lossless.all()))]
+    else:
+        groups = [(lossless.nonzero().squeeze(-1), True), ((~lossless).nonzero().squeeze(-1), False)]
+    parts = torch.empty(w.shape, dtype=torch.int64, device=w.device)
+    dust = torch.empty_like(totals)
+    positive = w > 0
+    for rows, exact in groups:
+        sub = (lambda t: t) if rows is None else (lambda t: t[rows])
+        floors, keys = _floors_and_keys(sub(totals), sub(values), exact, top_bits)
+        left = sub(totals) - floors.sum(dim=-1)
+        if method == "largest_remainder":
+            bad = first_index(left < 0)
+            if bad is not None:  # pragma: no cover - would be a bug in the share computation
+                raise RuntimeError(f"apportion: the floors exceed the total in row {bad}; please report this.")
+            keys = keys.masked_fill(~sub(positive), -1)
+            floors += _largest_keys(keys, left).to(torch.int64)
+            left = torch.zeros_like(left)
+        if rows is None:
+            parts, dust = floors, left
+        else:
+            parts[rows], dust[rows] = floors, left
+    return parts, dust
+
+
+def apportion(
+    total_wei: Array | int,
+    weights: Array,
+    *,
+    dim: int = -1,
+    method: ApportionMethod = "largest_remainder",
+    zero_weights: ZeroWeightPolicy = "error",
+    validate: bool = True,
+) -> Apportionment:
+    """Split each total of wei over a row of weights into int64 parts, exactly.
+
+    ``method="largest_remainder"`` (Hamilton): every part is ``floor(T * w_i / W)`` (W the row
+    sum) and the ``L = T - sum(floors)`` leftover wei go, one each, to the L largest remainders
+    (equal remainders: the lower index first). So the parts sum to T exactly, each is within one
+    wei of its exact share ``T * w_i / W`` (the quota property), a zero weight gets 0, and a
+    larger weight never gets less. ``method="floor"`` is the chain's rule (``spec/yuma.md``
+    B.3 step 14): the floors only, with the undistributed wei returned as ``dust``.
+
+    Precision per input kind:
+
+    * integer weights (any int dtype, incl. u16) whose largest value has at most
+      ``61 - bit_length(N)`` bits, and float weights whose values are all multiples of
+      ``2**-(61 - bit_length(N))`` times the row's power-of-two ceiling (e.g. float32 weights
+      spanning less than ~2**17 for N = 10**6, or ~2**25 for N = 4096, all u16-derived and
+      integer-valued floats): exact, computed with int64 long division only.
+    * other float weights (float32 / float64 over a wider dynamic range, subnormals included):
+      the shares of the float values themselves are computed in double-double arithmetic
+      (relative error below 2**-100, the weight sum exact to three 61-bit limbs); the parts are
+      Hamilton's for those shares, so the quota property holds to within ``1 + T * 2**-95`` wei.
+      Weights below ``2**-1022`` times the row maximum count as zero.
+    * int64 weights with more bits: the same double-double path with the weights split into
+      two exact 32-bit halves.
+
+    All arithmetic is integer or correctly rounded float64, so the result has the same bits on
+    CPU and CUDA. Values are read back to the host to size the long division (a GPU sync).
+
+    Args:
+        total_wei: the totals in wei, non-negative int64 of shape ``(*)`` (the weights' shape
+            without ``dim``), or one Python int / 0-d tensor for every row; up to 2**63 - 1.
+        weights: non-negative float or int weights, shape ``(*, N)`` along ``dim``.
+        dim: the axis of ``weights`` holding the recipients.
+        method: ``"largest_remainder"`` (default, conserves the total) or ``"floor"`` (the chain).
+        zero_weights: what an all-zero row (or N = 0) gets: ``"error"`` (default) raises
+            :class:`WeightError`; ``"dust"`` pays nothing and returns the whole total as dust;
+            ``"even"`` apportions the total as if all weights were equal.
+        validate: check for NaN, inf and negative values (forces a GPU sync).
+
+    Returns:
+        ``Apportionment(parts, dust)``: ``parts`` int64 ``(*, N)`` in the caller's array type and
+        on its device, ``dust`` int64 ``(*)`` (0 for largest remainder).
+
+    Raises:
+        ValueRangeError: a negative total, or NaN / inf / negative weights.
+        WeiOverflowError: a Python-int total beyond int64.
+        WeightError: an all-zero row with ``zero_weights="error"``.
+        DTypeError: float totals (wei are integers) or bool weights.
+
+    Example:
+        >>> parts, dust = apportion(10, torch.tensor([1.0, 1.0, 1.0]))
+        >>> parts, dust
+        (tensor([4, 3, 3]), tensor(0))
+        >>> apportion(10, torch.tensor([1.0, 1.0, 1.0]), method="floor")
+        Apportionment(parts=tensor([3, 3, 3]), dust=tensor(1))
+    """
+    if method not in ("largest_remainder", "floor"):
+        raise ValueRangeError(
+            f"Expected `method` to be 'largest_remainder' or 'floor', but got {method!r}."
+        )
+    if zero_weights not in ("error", "dust", "even"):
+        raise ValueRangeError(
+            f"Expected `zero_weights` to be 'error', 'dust' or 'even', but got {zero_weights!r}."
+        )
+    w, origin = as_tensor(weights, "weights")
+    if w.dtype == torch.bool:
+        raise DTypeError("Expected `weights` to hold numbers, but got dtype torch.bool.")
+    if w.ndim == 0:
+        raise ShapeError("Expected `weights` to have shape (*, N) (at least 1 dimension), but got a scalar.")
+    dim = normalize_dim(dim, w.ndim)
+    totals, _ = _as_totals(total_wei)
+    if totals.device != w.device:
+        if totals.ndim == 0 and totals.device.type == "cpu" and isinstance(total_wei, int):
+            totals = totals.to(w.device)
+        else:
+            from ._array import check_same_device
+
+            check_same_device(total_wei=totals, weights=w)
+    if w.dtype in (torch.float16, torch.bfloat16):
+        w = w.to(torch.float32)  # exact widening
+    if validate:
+        check_finite(w, "weights")
+        check_non_negative(w, "weights")
+        _check_totals(totals, "total_wei")
+    rows, row_totals, batch_shape = _flatten_rows(w, totals, dim)
+    n = rows.shape[-1]
+    parts = torch.zeros(rows.shape, dtype=torch.int64, device=rows.device)
+    dust = row_totals.clone()
+    if rows.shape[0]:
+        empty = ~(rows > 0).any(dim=-1) if n else torch.ones(rows.shape[0], dtype=torch.bool, device=rows.device)
+        if bool(empty.any()):
+            if zero_weights == "error":
+                bad = first_index(empty.reshape(batch_shape) if batch_shape else empty.reshape(()))
+                raise WeightError(
+                    f"Expected every row of `weights` to have a positive weight, but row {bad} is all "
+                    "zero (or N = 0). Pass zero_weights='dust' to pay nothing and keep the total as "
+                    "dust, or zero_weights='even' to split it evenly."
+                )
+            if zero_weights == "even" and n:
+                rows = torch.where(empty[:, None], torch.ones_like(rows), rows)
+                empty = torch.zeros_like(empty)
+        live = (~empty).nonzero().squeeze(-1) if bool(empty.any()) else None
+        if live is None:
+            parts, dust = _apportion_rows(row_totals, rows, method)
+        elif live.numel():
+            live_parts, live_dust = _apportion_rows(row_totals[live], rows[live], method)
+            parts[live] = live_parts
+            dust[live] = live_dust
+    parts = parts.reshape(*batch_shape, n).movedim(-1, dim)
+    dust = dust.reshape(batch_shape)
+    return Apportionment(origin.wrap(parts), origin.wrap(dust))
+
+
+def split_emission(total_wei: Array | int, split_u16: Array | int) -> Array:
+    """Placeholder until the full version lands."""
+    raise NotImplementedError
+
+
+def distribute_emission(*args: object, **kwargs: object) -> EmissionSplit:
+    """Placeholder until the full version lands."""
+    raise NotImplementedError
+
+
+def check_wei_sum(*args: object, **kwargs: object) -> None:
+    """Placeholder until the full version lands."""
+    raise NotImplementedError
