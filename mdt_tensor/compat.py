@@ -307,7 +307,10 @@ def normalize_max_weight(
     if validate:
         check_finite(rows, "x")
         check_non_negative(rows, "x")
-    out = _water_fill_rows(rows, limit) if strict else _reference_max_weight_rows(rows, limit)
+    if rows.shape[-1] == 0:
+        out = rows
+    else:
+        out = _water_fill_rows(rows, limit) if strict else _reference_max_weight_rows(rows, limit)
     return origin.wrap(origin.restore_float(out.movedim(-1, dim)))
 
 
@@ -632,8 +635,10 @@ def process_weights(
     Weights compute in float32 like the reference (float64 inputs stay float64).
 
     Args:
-        uids: ``(N,)`` or ``(*, N)`` distinct integer uids in [0, num_neurons), broadcastable
-            to ``weights``.
+        uids: ``(N,)`` or ``(*, N)`` distinct non-negative integer uids, broadcastable to
+            ``weights``. A uid ``>= num_neurons`` (which the chain refuses) passes through the
+            quantile path as in the reference but is left out of ``dense``, and raises
+            :class:`UidRangeError` where its weight must be spread over the neurons (step 2).
         weights: ``(N,)`` or ``(*, N)`` non-negative weights, rows along the last dimension.
         num_neurons: the subnet size, >= 1.
         min_allowed_weights: the subnet's ``MinAllowedWeights``.
@@ -648,7 +653,7 @@ def process_weights(
         plus the dense ``(*, num_neurons)`` weights.
 
     Example:
-        >>> uids, w = process_weights(torch.arange(1, 6), torch.tensor([.1, .2, .3, 0, 0]), 6, 2, .5)
+        >>> uids, w = process_weights(torch.arange(1, 6), torch.tensor([.1, .2, .3, 0, 0]), 5, 2, .5)
         >>> uids, w
         (tensor([1, 2, 3]), tensor([0.1667, 0.3333, 0.5000]))
     """
@@ -675,7 +680,7 @@ def process_weights(
     if validate:
         check_finite(w, "weights")
         check_non_negative(w, "weights")
-        check_in_range(u, "uids", 0, num_neurons - 1)
+        check_in_range(u, "uids", 0, torch.iinfo(torch.int64).max)
         ordered = u.sort(dim=-1).values
         duplicate = first_index(ordered[..., 1:] == ordered[..., :-1])
         if duplicate is not None:
@@ -686,11 +691,20 @@ def process_weights(
     nnz = nonzero.sum(-1, keepdim=True)
     uniform_rows = (nnz == 0) | (num_neurons < min_allowed_weights)
     floor_rows = ~uniform_rows & (nnz < min_allowed_weights)
+    placeable = u < num_neurons
+    if validate and not index_by_position:
+        bad = first_index(floor_rows & nonzero & ~placeable)
+        if bad is not None:
+            raise UidRangeError(
+                f"Expected `uids` below num_neurons={num_neurons} where the weights are spread over all "
+                f"neurons (fewer than min_allowed_weights nonzero), but found {int(u[bad])} at index {bad}."
+            )
 
     # Case 2: a floor of 1e-5 everywhere plus the weights (the reference computes in float64).
-    target = _arange_like(w).expand_as(u) if index_by_position else u
+    target = _arange_like(w).expand_as(u) if index_by_position else u.masked_fill(~placeable, 0)
+    spread_in = nonzero if index_by_position else nonzero & placeable
     floored = torch.full((*batch, num_neurons), 1e-5, dtype=torch.float64, device=device)
-    floored = floored.scatter_add(-1, target, w.masked_fill(~nonzero, 0).to(torch.float64))
+    floored = floored.scatter_add(-1, target, w.masked_fill(~spread_in, 0).to(torch.float64))
     floored = _reference_max_weight_rows(floored, limit).to(dtype)
 
     # Case 3: drop the weights under the exclusion quantile, cap the rest.
@@ -719,7 +733,8 @@ def process_weights(
         n = int(count)
         return uids_origin.wrap(out_uids[:n]), origin.wrap(out_weights[:n])
     sparse_dense = torch.zeros((*batch, num_neurons), dtype=dtype, device=device)
-    sparse_dense = sparse_dense.scatter_add(-1, u.masked_fill(~kept, 0), capped.masked_fill(~kept, 0))
+    in_dense = kept & placeable
+    sparse_dense = sparse_dense.scatter_add(-1, u.masked_fill(~in_dense, 0), capped.masked_fill(~in_dense, 0))
     dense = torch.where(whole_row, spread, sparse_dense)
     return ProcessedWeights(
         uids_origin.wrap(out_uids), origin.wrap(out_weights), origin.wrap(count), origin.wrap(dense)
