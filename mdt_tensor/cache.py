@@ -208,8 +208,20 @@ class LRUCache(Generic[K, V]):
 
     def get(self, key: K, default: Any = None) -> Any:
         """The cached value, or ``default`` (pass :data:`MISSING` to tell a cached None from a miss)."""
-        found, value = self.lookup(key)
-        return value if found else default
+        # lookup() inlined: this is the hot path
+        with self._lock:
+            data = self._data
+            entry = data.get(key)
+            if entry is not None:
+                expires = entry[1]
+                if expires is None or self._clock() < expires:
+                    data.move_to_end(key)
+                    self._hits += 1
+                    return entry[0]
+                del data[key]
+                self._expirations += 1
+            self._misses += 1
+            return default
 
     def __getitem__(self, key: K) -> V:
         found, value = self.lookup(key)
