@@ -408,7 +408,7 @@ class AsyncRateLimiter:
     A caller that finds no token reserves the next one (the balance goes negative) and sleeps
     until its reserved time; reservations are taken in arrival order with no await in between, so
     waiters are served first-in first-out, no lock is ever held while sleeping, and a cancelled
-    waiter gives its token back.
+    waiter gives its token back. Use one limiter from one event loop (it is not thread-safe).
 
     Args:
         rate: admissions per ``per`` seconds, > 0.

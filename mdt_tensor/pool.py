@@ -180,10 +180,12 @@ class ConnectionPool(Generic[C]):
             return
         self._size += missing
         results = await asyncio.gather(*(self._connect_reserved() for _ in range(missing)), return_exceptions=True)
+        failures = [r for r in results if isinstance(r, BaseException)]
         for result in results:
-            if isinstance(result, BaseException):
-                raise result
-            self._give_back(result)
+            if not isinstance(result, BaseException):
+                self._give_back(result)  # keep the ones that opened, even if another failed
+        if failures:
+            raise failures[0]
 
     async def _connect_reserved(self) -> C:
         """Open a connection in a slot already counted in ``_size``; the slot is freed on failure."""

@@ -303,3 +303,22 @@ async def test_with_real_loopback_sockets() -> None:
     finally:
         server.close()
         await server.wait_closed()
+
+
+async def test_initialize_keeps_the_connections_that_opened_when_one_fails() -> None:
+    calls = []
+
+    def connector() -> Conn:
+        calls.append(1)
+        if len(calls) == 2:
+            raise ConnectionRefusedError("second one refused")
+        return Conn()
+
+    pool = ConnectionPool(connector, min_size=3, max_size=3, acquire_timeout=1.0)
+    with pytest.raises(ConnectionRefusedError):
+        await pool.initialize()
+    stats = pool.stats()
+    assert (stats.size, stats.idle, stats.connect_failures) == (2, 2, 1)
+    await pool.initialize()  # tops up the missing one
+    assert pool.stats().idle == 3
+    assert await pool.close() == [] and pool.stats().closed == 3
