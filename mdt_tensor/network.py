@@ -277,7 +277,8 @@ def format_url(host: str, port: int | None = None, scheme: str = "http", path: s
     if not isinstance(host, str):
         raise DTypeError(f"`host` must be a str, got {type(host).__name__}")
     canonical = _normalize_host(host.strip(), host)
-    netloc = f"[{canonical}]" if ":" in canonical else canonical
+    # A zone id's "%" is written "%25" inside brackets (RFC 6874); parse_endpoint reads it back.
+    netloc = f"[{canonical.replace('%', '%25')}]" if ":" in canonical else canonical
     if port is not None:
         netloc = f"{netloc}:{_check_port(port)}"
     if not isinstance(path, str):
