@@ -1031,5 +1031,5 @@ def dense_to_sparse_weights(
         return {tuple(key): value for key, value in zip(indices.T.tolist(), values.double().tolist(), strict=True)}
     values = origin.restore_float(values)
     if format == "torch":
-        return torch.sparse_coo_tensor(indices, values, tuple(w.shape), is_coalesced=True)
+        return torch.sparse_coo_tensor(indices, values, tuple(w.shape), is_coalesced=True, check_invariants=False)
     return origin.wrap(indices), origin.wrap(values)
