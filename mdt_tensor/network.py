@@ -525,6 +525,8 @@ async def check_multiple_endpoints(
         >>> asyncio.run(check_multiple_endpoints([]))
         []
     """
+    if isinstance(urls, (str, bytes)):
+        raise DTypeError("`urls` must be an iterable of URLs, got a single string")
     url_list = list(urls)
     for index, url in enumerate(url_list):
         try:
@@ -620,8 +622,8 @@ class RetryOptions:
         on_retry: ``on_retry(attempt, exception, delay)``, called before each backoff sleep
             (``attempt`` is the number of the attempt that failed, from 1); with
             :func:`retry_async` it may be ``async``.
-        sleep: the sleep function (``async`` for :func:`retry_async`); ``None``: the real one.
-            Inject a fake to test backoff without waiting.
+        sleep: the sleep function (sync, or with :func:`retry_async` sync or async); ``None``:
+            the real one. Inject a fake to test backoff without waiting.
     """
 
     max_retries: int = 3
@@ -645,7 +647,9 @@ class RetryOptions:
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise DTypeError(f"`{name}` must be a number, got {type(value).__name__}")
             if not low <= value <= high or math.isinf(value):
-                raise ValueRangeError(f"`{name}` must be finite and in [{low}, {high}], got {value}")
+                raise ValueRangeError(
+                    f"`{name}` must be finite and in [{low}, {high}], got {value}"
+                )
         object.__setattr__(self, "retry_on", _exception_types(self.retry_on, "retry_on"))
         for name in ("on_retry", "sleep"):
             if getattr(self, name) is not None and not callable(getattr(self, name)):
@@ -686,9 +690,8 @@ _RETRY_OPTION_NAMES = frozenset(f.name for f in dataclasses.fields(RetryOptions)
 def _tenacity_kwargs(options: RetryOptions, default_sleep: Callable[[float], Any],
                      callback: Callable[[tenacity.RetryCallState], Any]) -> dict[str, Any]:
     assert options.retry_on is not None
-    retry = tenacity.retry_if_exception_type(options.retry_on) & tenacity.retry_if_not_exception_type(
-        (asyncio.CancelledError, _NotAwaitableError)
-    )
+    never = tenacity.retry_if_not_exception_type((asyncio.CancelledError, _NotAwaitableError))
+    retry = tenacity.retry_if_exception_type(options.retry_on) & never
     return {
         "sleep": options.sleep or default_sleep,
         "stop": tenacity.stop_after_attempt(options.max_retries + 1),
@@ -723,8 +726,17 @@ async def _run_async(func: Callable[..., Awaitable[T]], args: tuple[Any, ...],
             )
         return await result
 
-    retrying = tenacity.AsyncRetrying(**_tenacity_kwargs(options, asyncio.sleep, before_sleep))
-    return await retrying(attempt)
+    async def sleep(seconds: float) -> None:
+        # An injected sleep may be sync (a fake clock) or async.
+        assert options.sleep is not None
+        outcome = options.sleep(seconds)
+        if inspect.isawaitable(outcome):
+            await outcome
+
+    settings = _tenacity_kwargs(options, asyncio.sleep, before_sleep)
+    if options.sleep is not None:
+        settings["sleep"] = sleep
+    return await tenacity.AsyncRetrying(**settings)(attempt)
 
 
 def _run_sync(func: Callable[..., T], args: tuple[Any, ...], kwargs: dict[str, Any],
@@ -782,7 +794,9 @@ def retry_async(func: None = None, /, **options: Any) -> Callable[[F], F]: ...
 @overload
 def retry_async(func: F, /) -> F: ...
 @overload
-def retry_async(func: Callable[..., Awaitable[T]], /, *args: Any, **kwargs: Any) -> Awaitable[T]: ...
+def retry_async(
+    func: Callable[..., Awaitable[T]], /, *args: Any, **kwargs: Any
+) -> Awaitable[T]: ...
 
 
 def retry_async(func: Callable[..., Any] | None = None, /, *args: Any, **kwargs: Any) -> Any:
@@ -835,7 +849,9 @@ def retry_async(func: Callable[..., Any] | None = None, /, *args: Any, **kwargs:
     return _run_async(func, args, func_kwargs, options)
 
 
-def _decorate_async(func: Callable[..., Awaitable[T]], options: RetryOptions) -> Callable[..., Awaitable[T]]:
+def _decorate_async(
+    func: Callable[..., Awaitable[T]], options: RetryOptions
+) -> Callable[..., Awaitable[T]]:
     _check_function(func, "retry_async")
 
     @functools.wraps(func)
@@ -1280,9 +1296,9 @@ async def wait_for_service(
     ``check`` may be a plain function, an ``async def``, or anything returning an awaitable; an
     awaitable result is awaited (the original treated the coroutine object itself as "ready").
     A truthy result is ready; an exception from ``check`` counts as not ready. Checks run every
-    ``interval`` while time is left; an awaited check is cut off at the deadline, so the call overruns
-    ``timeout`` by at most the duration of one synchronous check (a blocking sync check blocks
-    the event loop: prefer an async check such as :func:`is_port_open_async`).
+    ``interval`` while time is left; an awaited check is cut off at the deadline, so the call
+    overruns ``timeout`` by at most the duration of one synchronous check (a blocking sync check
+    blocks the event loop: prefer an async check such as :func:`is_port_open_async`).
 
     Args:
         check: the readiness predicate.

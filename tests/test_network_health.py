@@ -139,6 +139,17 @@ async def test_handler_abort_is_unhealthy() -> None:
     assert info.status is S.UNHEALTHY and info.error_message
 
 
+async def test_tls_failure_is_unhealthy_not_unreachable() -> None:
+    async with FaultServer() as server:  # https to a plain-HTTP server: the handshake fails
+        info = await mt.check_endpoint_health(f"https://127.0.0.1:{server.port}/ok", timeout=2)
+    assert info.status is S.UNHEALTHY and "SSL" in (info.error_message or "")
+
+
+async def test_multiple_rejects_a_single_string() -> None:
+    with pytest.raises(TypeError, match="single string"):
+        await mt.check_multiple_endpoints("http://127.0.0.1:1/")
+
+
 async def test_caller_session_is_used_and_left_open() -> None:
     async with FaultServer() as server, aiohttp.ClientSession() as session:
         first = await mt.check_endpoint_health(server.url("/ok"), session=session)
@@ -200,7 +211,9 @@ async def test_multiple_validates_every_url_before_any_request() -> None:
 @pytest.mark.parametrize("concurrency", [0, -1, 1.5, True])
 async def test_multiple_rejects_bad_concurrency(concurrency: object) -> None:
     with pytest.raises(ValueError):
-        await mt.check_multiple_endpoints(["http://127.0.0.1:1/"], concurrency=concurrency)  # type: ignore[arg-type]
+        await mt.check_multiple_endpoints(
+            ["http://127.0.0.1:1/"], concurrency=concurrency  # type: ignore[arg-type]
+        )
 
 
 async def test_multiple_with_caller_session_forwards_options() -> None:

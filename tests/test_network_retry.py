@@ -155,6 +155,12 @@ def test_schedule_matches_reference_without_jitter(retries: int, initial: float,
     assert len(flaky.calls) == retries + 1
 
 
+async def test_retry_async_accepts_a_sync_fake_sleep() -> None:
+    sleep = FakeSleep()
+    await mt.retry_async(Flaky(2).async_, initial_delay=3.0, jitter=0.0, sleep=sleep)
+    assert sleep.delays == [3.0, 6.0]
+
+
 async def test_exponential_schedule_async() -> None:
     sleep = AsyncFakeSleep()
     await mt.retry_async(Flaky(5).async_, max_retries=5, initial_delay=1.0, backoff_factor=2.0,

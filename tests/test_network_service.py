@@ -46,7 +46,7 @@ def tracked_sockets(monkeypatch: pytest.MonkeyPatch) -> list[socket.socket]:
     return created
 
 
-# ---- is_port_open ---------------------------------------------------------------------------------
+# ---- is_port_open -------------------------------------------------------------------------------
 
 
 def test_open_and_refused_ports(listening_port: int) -> None:
@@ -240,7 +240,7 @@ async def test_bad_arguments(kwargs: dict) -> None:
         await mt.wait_for_service(**arguments)
 
 
-# ---- get_local_ip ---------------------------------------------------------------------------------
+# ---- get_local_ip -------------------------------------------------------------------------------
 
 
 @pytest.fixture
@@ -311,7 +311,7 @@ def test_default_route_table_is_read_without_sockets(no_packets: None) -> None:
     assert all(isinstance(n, str) for n in names)
 
 
-# ---- packaging (defect 23) --------------------------------------------------------------------------
+# ---- packaging (defect 23) ----------------------------------------------------------------------
 
 
 def test_defect23_aiohttp_and_tenacity_are_declared_dependencies() -> None:
