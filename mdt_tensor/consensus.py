@@ -23,7 +23,10 @@ this core; only the key encoding and the stake dtype (float64 or exact int64 I32
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from functools import lru_cache
 from typing import Literal
 
 import numpy as np
@@ -99,10 +102,7 @@ def _packed_keys(values: Tensor, included: Tensor) -> Tensor | None:
 
 
 def _sort_last(keys: Tensor) -> Tensor:
-    """Sort int64 keys along the last (contiguous) axis, in place where the device allows."""
-    if keys.device.type == "cpu":
-        keys.numpy().sort(axis=-1)  # numpy's SIMD sort on the tensor's own memory
-        return keys
+    """Sort int64 keys along the last (contiguous) axis."""
     return torch.sort(keys, dim=-1).values
 
 
@@ -124,7 +124,7 @@ def _rows_in_value_order(values: Tensor, included: Tensor) -> Tensor:
     return order.gather(-1, by_exclusion)
 
 
-def _select(values: Tensor, stake: Tensor, included: Tensor, minority: Tensor) -> Tensor:
+def _select_torch(values: Tensor, stake: Tensor, included: Tensor, minority: Tensor) -> Tensor:
     """The closed-form weighted median ``(B, N)`` of ``values (B, V, N)``.
 
     Args:
@@ -153,6 +153,119 @@ def _select(values: Tensor, stake: Tensor, included: Tensor, minority: Tensor) -
     return torch.where(included_count.view(batch, 1) > 0, answer, out)
 
 
+# ----------------------------------------------------------------------------- the CPU engine
+#
+# On the CPU the same steps run in numpy on the tensors' own memory, column block by column
+# block: numpy's sort of int64 is a SIMD sort (several times torch's), a block of keys stays in
+# cache through sort, stake lookup and cumulative sum, and blocks run on a small thread pool
+# (numpy releases the GIL in these loops). Float32 weights need no shifting at all: widened to
+# float64 (exact), their bit patterns order like the values (non-negative values) and the low 29
+# mantissa bits are zero, so the row index is simply OR-ed in.
+
+_BLOCK_ELEMENTS = 1 << 17
+_EXCLUDED_FLOAT_KEY = 0x7FF0000000000000  # the bits of +inf: above every finite weight
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+
+def _thread_pool() -> ThreadPoolExecutor:
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(max_workers=max(1, torch.get_num_threads()), thread_name_prefix="mdt-median")
+        return _pool
+
+
+def _numpy_encoding(values: Tensor) -> tuple[str, int, int] | None:
+    """How the CPU engine keys ``values``: ``(kind, offset, excluded_value_key)`` or None."""
+    rows = values.shape[-2]
+    row_bits = _row_bits(rows)
+    if values.dtype == torch.float32 and row_bits <= 29:
+        return "float32", 0, _EXCLUDED_FLOAT_KEY
+    if values.dtype == torch.int64 and values.numel():
+        low, high = int(values.min()), int(values.max())
+        span = high - low + 1
+        if span.bit_length() + row_bits <= 62:
+            return "int64", low, span << row_bits
+    return None
+
+
+def _median_block(
+    values: np.ndarray,
+    stake: np.ndarray,
+    excluded_rows: np.ndarray,
+    included_count: int,
+    minority: float | int,
+    encoding: tuple[str, int, int],
+    start: int,
+    stop: int,
+    out: np.ndarray,
+) -> None:
+    """Columns ``start:stop`` of one matrix ``values (V, N)``: sort keys, cumulate stake, pick."""
+    rows = values.shape[0]
+    row_bits = _row_bits(rows)
+    block = values[:, start:stop].T  # (columns, V), a strided view
+    kind, offset, excluded_key = encoding
+    keys = np.empty(block.shape, dtype=np.int64)
+    row_index = np.arange(rows, dtype=np.int64)
+    if kind == "float32":
+        np.copyto(keys.view(np.float64), block)  # exact widening; the low 29 bits are zero
+    else:
+        np.subtract(block, offset, out=keys)
+        np.left_shift(keys, row_bits, out=keys)
+    np.bitwise_or(keys, row_index, out=keys)
+    if excluded_rows.size:
+        keys[:, excluded_rows] = excluded_key | excluded_rows
+    keys.sort(axis=-1)
+    np.bitwise_and(keys, (1 << row_bits) - 1, out=keys)  # now the row of each rank
+    cumulative = np.take(stake, keys)
+    np.cumsum(cumulative, axis=-1, out=cumulative)
+    thresholds = torch.full((keys.shape[0], 1), minority, dtype=torch.from_numpy(cumulative).dtype)
+    position = torch.searchsorted(torch.from_numpy(cumulative), thresholds, right=True).numpy()[:, 0]
+    np.minimum(position, included_count - 1, out=position)
+    columns = np.arange(start, stop)
+    out[start:stop] = values[keys[columns - start, position], columns]
+
+
+def _select_numpy(values: Tensor, stake: Tensor, included: Tensor, minority: Tensor, encoding: tuple[str, int, int]) -> Tensor:
+    batch, rows, columns = values.shape
+    out = torch.zeros((batch, columns), dtype=values.dtype)
+    counts = included.sum(-1).tolist()
+    if rows == 0 or columns == 0 or not any(counts):
+        return out
+    values_np, stake_np, included_np, out_np = values.numpy(), stake.contiguous().numpy(), included.numpy(), out.numpy()
+    minority_list = minority.tolist()
+    step = max(1, min(columns, _BLOCK_ELEMENTS // max(rows, 1)))
+    tasks = []
+    for b in range(batch):  # blocks of columns of every matrix: the units of work of the pool
+        if counts[b] == 0:
+            continue
+        excluded_rows = np.flatnonzero(~included_np[b]).astype(np.int64)
+        for start in range(0, columns, step):
+            tasks.append((values_np[b], stake_np[b], excluded_rows, counts[b], minority_list[b], encoding,
+                          start, min(start + step, columns), out_np[b]))
+    if len(tasks) == 1 or torch.get_num_threads() == 1:
+        for task in tasks:
+            _median_block(*task)
+    else:
+        for future in [_thread_pool().submit(_median_block, *task) for task in tasks]:
+            future.result()
+    return out
+
+
+def _select(values: Tensor, stake: Tensor, included: Tensor, minority: Tensor) -> Tensor:
+    """The closed-form weighted median ``(B, N)``; the numpy engine on the CPU, else torch."""
+    if values.device.type == "cpu" and not _FORCE_TORCH_ENGINE:
+        encoding = _numpy_encoding(values)
+        if encoding is not None:
+            return _select_numpy(values, stake, included, minority, encoding)
+    return _select_torch(values, stake, included, minority)
+
+
+#: Tests set this to run the torch engine (the one used on GPUs) on the CPU.
+_FORCE_TORCH_ENGINE = False
+
+
 def _batch_shapes(weights: Tensor, stakes: Tensor, weights_name: str, stakes_name: str) -> torch.Size:
     check_ndim(weights, weights_name, 2, "(*, V, N)")
     check_ndim(stakes, stakes_name, 1, "(*, V)")
@@ -178,6 +291,20 @@ def _run_core(weights: Tensor, stake: Tensor, included: Tensor, minority: Tensor
     flat_included = included.expand(batch + (rows,)).reshape(size, rows)
     flat_minority = minority.expand(batch).reshape(size)
     return _select(flat_weights, flat_stake, flat_included, flat_minority).reshape(batch + (columns,))
+
+
+def _check_finite_non_negative(tensor: Tensor, name: str) -> None:
+    """One reduction pass when the data is fine; the detailed (indexed) checks only on failure."""
+    if tensor.numel() == 0 or not tensor.is_floating_point():
+        if tensor.numel() and not tensor.is_floating_point():
+            check_non_negative(tensor, name)
+        return
+    low, high = torch.aminmax(tensor)
+    if bool(low >= 0) and bool(high < math.inf):  # NaN fails both comparisons
+        return
+    check_not_nan(tensor, name)
+    check_finite(tensor, name)
+    check_non_negative(tensor, name)
 
 
 def _kappa_tensor(kappa: float | Array, dtype: torch.dtype, device: torch.device, validate: bool) -> Tensor:
@@ -243,10 +370,8 @@ def weighted_median(
         raise DTypeError("Expected `stakes` to hold numbers, but got dtype torch.bool.")
     s = s.to(torch.float64)
     if validate:
-        check_finite(w, "weights")
-        check_non_negative(w, "weights")
-        check_finite(s, "stakes")
-        check_non_negative(s, "stakes")
+        _check_finite_non_negative(w, "weights")
+        _check_finite_non_negative(s, "stakes")
     k = _kappa_tensor(kappa, torch.float64, w.device, validate)
     included = s > 0
     positive = torch.where(included, s, torch.zeros_like(s))
@@ -385,17 +510,105 @@ def _stack(stack: Array | Sequence[Array], dim: int) -> tuple[Tensor, ArrayOrigi
     return x, origin, normalize_dim(dim, x.ndim)
 
 
+def _odd_even_merge_network(count: int) -> list[tuple[int, int]]:
+    """Batcher's odd-even merge sort network for ``count`` wires, as (low, high) comparators.
+
+    Built for the next power of two; comparators that touch a wire >= ``count`` are dropped,
+    which is exact when those wires hold +inf (they never move).
+    """
+    size = 1 << max(0, (count - 1).bit_length())
+    network: list[tuple[int, int]] = []
+    p = 1
+    while p < size:
+        k = p
+        while k >= 1:
+            for j in range(k % p, size - k, 2 * k):
+                for i in range(min(k, size - j - k)):
+                    if (i + j) // (2 * p) == (i + j + k) // (2 * p) and i + j + k < count:
+                        network.append((i + j, i + j + k))
+            k //= 2
+        p *= 2
+    return network
+
+
+@lru_cache(maxsize=64)
+def _median_network(count: int) -> tuple[tuple[int, int, bool, bool], ...]:
+    """The comparators that feed the middle wire(s), each with which outputs are still needed."""
+    wanted = {count // 2, (count - 1) // 2}
+    needed: list[tuple[int, int, bool, bool]] = []
+    for low, high in reversed(_odd_even_merge_network(count)):
+        use_low, use_high = low in wanted, high in wanted
+        if use_low or use_high:
+            needed.append((low, high, use_low, use_high))
+            wanted |= {low, high}
+    return tuple(reversed(needed))
+
+
+_NETWORK_MAX_COUNT = 32
+_MEDIAN_BLOCK = 1 << 15
+
+
+def _median_block_numpy(stack: np.ndarray, start: int, stop: int, out: np.ndarray) -> None:
+    """``np.median`` of ``stack[:, start:stop]`` by a min/max selection network, in cache."""
+    count = stack.shape[0]
+    wires = [stack[i, start:stop] for i in range(count)]  # views: the input is never written
+    spare = np.empty(stop - start, dtype=stack.dtype)
+    fresh = [np.empty_like(spare) for _ in range(count)]
+    owned = [False] * count
+    for low, high, use_low, use_high in _median_network(count):
+        a, b = wires[low], wires[high]
+        if use_high:
+            target = wires[high] if owned[high] else fresh[high]
+            if use_low:
+                np.minimum(a, b, out=spare)
+            np.maximum(a, b, out=target)
+            wires[high], owned[high] = target, True
+            if use_low:
+                wires[low], spare = spare, (wires[low] if owned[low] else fresh[low])
+                owned[low] = True
+        else:
+            target = wires[low] if owned[low] else fresh[low]
+            np.minimum(a, b, out=target)
+            wires[low], owned[low] = target, True
+    upper = wires[count // 2]
+    if count % 2:
+        out[start:stop] = upper
+    else:
+        lower = wires[count // 2 - 1]
+        np.add(lower, upper, out=out[start:stop])
+        out[start:stop] /= 2
+
+
 def _median_even_average(x: Tensor, dim: int) -> Tensor:
-    """``np.median`` along ``dim``: the middle value, or the mean of the two middle values."""
+    """``np.median`` along ``dim``: the middle value, or ``(a + b) / 2`` of the two middle values.
+
+    On the CPU, stacks of up to 32 matrices go through a min/max selection network (Batcher's
+    odd-even merge sort, pruned to the comparators that feed the middle), run block by block in
+    cache on numpy's SIMD minimum/maximum over contiguous slices; otherwise ``torch.sort``.
+    """
     count = x.shape[dim]
+    rest = x.shape[:dim] + x.shape[dim + 1 :]
     if count == 0:
-        return torch.full(x.shape[:dim] + x.shape[dim + 1 :], math.nan, dtype=x.dtype, device=x.device)
+        return torch.full(rest, math.nan, dtype=x.dtype, device=x.device)
+    cpu_network = x.device.type == "cpu" and not _FORCE_TORCH_ENGINE
+    if cpu_network and count <= _NETWORK_MAX_COUNT and x.dtype in (torch.float32, torch.float64):
+        stack = x.movedim(dim, 0).reshape(count, -1).contiguous().numpy()
+        out = np.empty(stack.shape[1], dtype=stack.dtype)
+        step = _MEDIAN_BLOCK
+        blocks = [(start, min(start + step, stack.shape[1])) for start in range(0, stack.shape[1], step)]
+        if len(blocks) == 1 or torch.get_num_threads() == 1:
+            for start, stop in blocks:
+                _median_block_numpy(stack, start, stop, out)
+        else:
+            futures = [_thread_pool().submit(_median_block_numpy, stack, start, stop, out) for start, stop in blocks]
+            for future in futures:
+                future.result()
+        return torch.from_numpy(out).reshape(rest)
     ordered = torch.sort(x, dim=dim).values
     upper = ordered.select(dim, count // 2)
     if count % 2:
         return upper
-    lower = ordered.select(dim, count // 2 - 1)
-    return lower + (upper - lower) / 2
+    return (ordered.select(dim, count // 2 - 1) + upper) / 2
 
 
 def compute_weight_consensus(

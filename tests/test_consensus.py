@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import numpy as np
 import pytest
@@ -11,10 +13,23 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 import mdt_tensor as mt
+import mdt_tensor.consensus as consensus_module
 from mdt_tensor.errors import DTypeError, ShapeError, ValueRangeError
 from tests.helpers import ARRAY_KINDS, DEVICES, assert_kind, to_kind, to_numpy
 
 ONE = 1 << 32
+#: The numpy engine runs on CPU tensors; the torch engine is the one GPUs use. Both are checked.
+ENGINES = ("numpy", "torch")
+
+
+@contextmanager
+def engine(name: str) -> Iterator[None]:
+    previous = consensus_module._FORCE_TORCH_ENGINE
+    consensus_module._FORCE_TORCH_ENGINE = name == "torch"
+    try:
+        yield
+    finally:
+        consensus_module._FORCE_TORCH_ENGINE = previous
 
 
 # ----------------------------------------------------------------------------- the chain, in Python
@@ -194,9 +209,11 @@ def test_fixed_matches_the_chain_quickselect(case: tuple[list[int], list[list[in
     columns = len(weights[0]) if weights else 1
     w = torch.tensor(weights, dtype=torch.int64).reshape(len(stake), columns)
     # negative stake rows are dropped by the chain like zero-stake rows (s > 0 filter)
-    got = mt.weighted_median_fixed(w, torch.tensor(stake, dtype=torch.int64).reshape(len(stake)), kappa)
     want = chain_weighted_median_col_sparse(stake, weights, kappa) if weights else [0] * columns
-    assert got.tolist() == want
+    for name in ENGINES:
+        with engine(name):
+            got = mt.weighted_median_fixed(w, torch.tensor(stake, dtype=torch.int64).reshape(len(stake)), kappa)
+        assert got.tolist() == want, name
 
 
 @given(fixed_cases(), st.randoms(use_true_random=False))
@@ -240,8 +257,10 @@ def reference_float(weights: np.ndarray, stake: np.ndarray, kappa: float) -> np.
 def test_float_matches_a_per_column_loop(case: tuple[np.ndarray, np.ndarray], kappa: float) -> None:
     # stakes are small integers over a small total, so float sums are exact and away from kappa
     weights, stake = case
-    got = mt.weighted_median(weights, stake, kappa)
-    np.testing.assert_array_equal(got, reference_float(weights, stake, kappa))
+    for name in ENGINES:
+        with engine(name):
+            got = mt.weighted_median(weights, stake, kappa)
+        np.testing.assert_array_equal(got, reference_float(weights, stake, kappa), err_msg=name)
 
 
 @given(float_cases())
@@ -281,6 +300,31 @@ def test_batch_equals_loop_of_singles() -> None:
     for a in range(3):
         for b in range(4):
             assert torch.equal(got_fixed[a, b], mt.weighted_median_fixed(bits[a, b], stake_bits[a, b]))
+
+
+@pytest.mark.parametrize("name", ENGINES)
+def test_engines_agree_on_large_random_batches(name: str) -> None:
+    generator = torch.Generator().manual_seed(4)
+    weights = (torch.rand(3, 40, 700, generator=generator) * 8).floor() / 8  # many ties
+    stakes = torch.rand(3, 40, generator=generator).double()
+    stakes[:, ::3] = 0
+    bits = mt.fx_from_float(weights.double())
+    stake_bits = mt.normalize_i64f64_to_i32f32(torch.randint(0, 2**40, (3, 40), generator=generator))
+    with engine("numpy"):
+        floats, fixed = mt.weighted_median(weights, stakes), mt.weighted_median_fixed(bits, stake_bits)
+    with engine(name):
+        assert torch.equal(floats, mt.weighted_median(weights, stakes))
+        assert torch.equal(fixed, mt.weighted_median_fixed(bits, stake_bits))
+        assert torch.equal(floats.double(), mt.weighted_median(weights.double(), stakes))
+
+
+def test_weights_broadcast_over_stake_batches() -> None:
+    weights = torch.rand(6, 9, generator=torch.Generator().manual_seed(1))
+    stakes = torch.rand(4, 6, generator=torch.Generator().manual_seed(2))
+    got = mt.weighted_median(weights, stakes)
+    assert got.shape == (4, 9)
+    for b in range(4):
+        assert torch.equal(got[b], mt.weighted_median(weights, stakes[b]))
 
 
 def test_stakes_broadcast_over_leading_dims() -> None:
@@ -416,6 +460,20 @@ def test_stack_methods_match_numpy(method: str, reference, count: int) -> None:
     moved = np.moveaxis(stack, 0, 2)
     np.testing.assert_allclose(mt.compute_weight_consensus(moved, method, dim=2), reference(stack, axis=0), rtol=1e-6)
     np.testing.assert_allclose(mt.compute_weight_consensus(moved, method, dim=-1), reference(stack, axis=0), rtol=1e-6)
+
+
+@pytest.mark.parametrize("count", [1, 2, 3, 8, 16, 17, 32, 33, 40])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_median_is_bitwise_np_median(count: int, dtype: type) -> None:
+    # selection network (count <= 32 on the CPU) and sort path alike; ties from a coarse grid
+    stack = (np.random.default_rng(count).integers(0, 7, (count, 3, 50)) / 7).astype(dtype)
+    got = mt.compute_weight_consensus(stack, "median")
+    assert got.dtype == dtype
+    np.testing.assert_array_equal(got, np.median(stack, axis=0))
+    with engine("torch"):
+        np.testing.assert_array_equal(
+            mt.compute_weight_consensus(torch.from_numpy(stack), "median").numpy(), np.median(stack, axis=0)
+        )
 
 
 def test_median_even_count_averages_the_middle_pair_exactly() -> None:
