@@ -104,7 +104,9 @@ class AsyncTaskPool:
 
     Every entry point shares the pool's limit. Coroutines are created only when a slot is free
     (``map``, ``submit``), so a long input never turns into a mountain of pending coroutines.
-    Exceptions become failed results; cancellation propagates.
+    Exceptions become failed results; cancellation propagates. ``submit`` gives every call its own
+    task; ``map`` and ``run_all`` run the calls inside ``max_concurrent`` worker tasks (see
+    :func:`gather_with_concurrency` for what that means for ``contextvars``).
 
     Example:
         >>> async def double(x):
@@ -185,7 +187,10 @@ async def gather_with_concurrency(n: int, *aws: Awaitable[Any], return_exception
     """Await ``aws`` with at most ``n`` running at once; results in argument order.
 
     Coroutines are started only when a slot is free (tasks and futures passed in are already
-    running and only their awaiting is limited). On the first exception the coroutines still
+    running and only their awaiting is limited). They run one after another inside ``n`` worker
+    tasks rather than in a task each (which is what makes this cheaper than ``gather``): a
+    coroutine that sets a ``contextvars`` variable is seen by the next one its worker runs, and
+    ``asyncio.current_task()`` is the worker. Wrap it in ``asyncio.create_task`` where that matters. On the first exception the coroutines still
     running are cancelled, those not started are closed, and that exception is raised, unless
     ``return_exceptions`` is true: then each ``Exception`` takes its place in the results.
 

@@ -6,6 +6,8 @@ import asyncio
 import itertools
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mdt_tensor.errors import PoolClosedError, PoolTimeoutError, ValueRangeError
 from mdt_tensor.pool import ConnectionPool
@@ -234,6 +236,20 @@ async def test_cancelled_waiter_does_not_leak() -> None:
     assert pool.stats().idle == 1 and pool.stats().waiting == 0
 
 
+@pytest.mark.parametrize("hand_over", ["release", "discard"])
+async def test_waiter_cancelled_right_after_the_hand_over_passes_it_on(hand_over: str) -> None:
+    pool = ConnectionPool(Conn, max_size=1, acquire_timeout=None)
+    conn = await pool.acquire()
+    first = asyncio.ensure_future(pool.acquire())
+    second = asyncio.ensure_future(pool.acquire())
+    await settle()
+    await getattr(pool, hand_over)(conn)  # hands the connection (or the free slot) to `first`...
+    first.cancel()  # ...which is cancelled before it could run
+    got = await asyncio.wait_for(second, 2.0)  # never a hang
+    assert first.cancelled() and pool.stats().in_use == 1 and pool.size == 1
+    assert (got is conn) == (hand_over == "release")
+
+
 async def test_close_fails_waiters_and_refuses_new_acquires() -> None:
     pool = ConnectionPool(Conn, max_size=1, acquire_timeout=None)
     conn = await pool.acquire()
@@ -322,3 +338,79 @@ async def test_initialize_keeps_the_connections_that_opened_when_one_fails() -> 
     await pool.initialize()  # tops up the missing one
     assert pool.stats().idle == 3
     assert await pool.close() == [] and pool.stats().closed == 3
+
+
+# ---------------------------------------------------------------------------------------------------
+# Random interleavings: no slot leaks, no broken connection handed out, FIFO at the limit
+# ---------------------------------------------------------------------------------------------------
+
+OPS = st.lists(
+    st.tuples(st.sampled_from(["acquire", "release", "discard", "cancel", "fail_next", "settle"]), st.integers(0, 7)),
+    max_size=50,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(ops=OPS, max_size=st.integers(1, 3))
+def test_random_interleavings_keep_the_pool_consistent(ops: list[tuple[str, int]], max_size: int) -> None:
+    asyncio.run(_interleave(ops, max_size))
+
+
+async def _interleave(ops: list[tuple[str, int]], max_size: int) -> None:
+    fail_next = [False]
+    discarded: set[int] = set()
+
+    async def connector() -> Conn:
+        await asyncio.sleep(0)
+        if fail_next[0]:
+            fail_next[0] = False
+            raise ConnectionRefusedError("refused")
+        return Conn()
+
+    pool = ConnectionPool(connector, max_size=max_size, acquire_timeout=None)
+    waiting: list[asyncio.Future[Conn]] = []  # in arrival order
+    held: list[Conn] = []
+
+    def collect() -> None:
+        for fut in [f for f in waiting if f.done()]:
+            waiting.remove(fut)
+            if not fut.cancelled() and fut.exception() is None:
+                conn = fut.result()
+                assert conn.id not in discarded and not conn.closed
+                held.append(conn)
+
+    for op, pick in ops:
+        if op == "acquire":
+            waiting.append(asyncio.ensure_future(pool.acquire()))
+        elif op == "release" and held:
+            await pool.release(held.pop(pick % len(held)))
+        elif op == "discard" and held:
+            conn = held.pop(pick % len(held))
+            discarded.add(conn.id)
+            await pool.discard(conn)
+        elif op == "cancel" and waiting:
+            waiting[pick % len(waiting)].cancel()
+        elif op == "fail_next":
+            fail_next[0] = True
+        # Partial progress only (zero or one loop step, or a few with "settle"), so that hand-offs,
+        # cancellations and connects interleave at every point.
+        for _ in range(pick if op == "settle" else pick % 2):
+            await asyncio.sleep(0)
+        collect()
+        s = pool.stats()
+        assert s.size <= max_size and s.in_use == len(held) and s.idle + s.in_use <= s.size
+        if s.waiting:  # nobody waits while there is room or an idle connection
+            assert s.size == max_size and s.idle == 0
+    # Give everything back: every remaining waiter is served in turn, and nothing leaks.
+    fail_next[0] = False
+    for _ in range(200):
+        if not (held or waiting):
+            break
+        if held:
+            await pool.release(held.pop(0))
+        await settle()
+        collect()
+    assert not held and not waiting, "a waiter was never served"
+    s = pool.stats()
+    assert s.in_use == 0 and s.idle == s.size <= max_size and s.waiting == 0
+    assert await pool.close() == [] and pool.size == 0
