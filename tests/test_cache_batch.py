@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mdt_tensor.cache import BatchProcessor, BatchResultError
 from mdt_tensor.errors import PoolClosedError, ValueRangeError
@@ -161,3 +163,43 @@ async def test_cancelled_caller_does_not_break_the_batch() -> None:
 def test_bad_arguments_are_clear_errors(size: object, wait: object) -> None:
     with pytest.raises(ValueRangeError):
         BatchProcessor(lambda xs: xs, max_batch_size=size, max_wait=wait)  # type: ignore[arg-type]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    groups=st.lists(st.lists(st.integers(-100, 100), max_size=7), max_size=8),
+    max_batch_size=st.integers(1, 5),
+    fire_after=st.lists(st.booleans(), max_size=8),
+    fail_every=st.integers(2, 9),
+)
+def test_batches_equal_a_loop_of_singles(groups, max_batch_size, fire_after, fail_every) -> None:  # noqa: ANN001
+    """Every item is processed exactly once, in a batch of at most max_batch_size, and its caller gets f(item)."""
+
+    def f(x: int) -> object:
+        return ValueError(x) if x % fail_every == 0 else x * 3 + 1
+
+    async def scenario() -> None:
+        sleep, proc = ManualSleep(), Recorder(lambda xs: [f(x) for x in xs])
+        bp = BatchProcessor(proc, max_batch_size=max_batch_size, max_wait=1.0, sleep=sleep)
+        tasks, items = [], []
+        for i, group in enumerate(groups):
+            for x in group:
+                items.append(x)
+                tasks.append(asyncio.create_task(bp.submit(x)))
+            await settle()
+            if i < len(fire_after) and fire_after[i]:
+                for j in range(len(sleep.sleepers)):
+                    sleep.fire(j)  # time passes: the pending batch (if any) is flushed
+                await settle()
+        await bp.close()
+        results = await asyncio.gather(*tasks, return_exceptions=True)
+        for x, r in zip(items, results):
+            expected = f(x)
+            if isinstance(expected, ValueError):
+                assert isinstance(r, ValueError) and r.args == (x,)
+            else:
+                assert r == expected
+        assert sorted(x for b in proc.batches for x in b) == sorted(items)
+        assert all(1 <= len(b) <= max_batch_size for b in proc.batches)
+
+    asyncio.run(scenario())
