@@ -18,16 +18,14 @@ Why hand-written where the standard library almost serves:
 from __future__ import annotations
 
 import asyncio
-import collections
 import concurrent.futures
 import inspect
-import itertools
 import logging
 import math
 import multiprocessing.context
 import threading
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, Literal, TypeVar
 
@@ -501,8 +499,6 @@ class AsyncRateLimiter:
 # ---------------------------------------------------------------------------------------------------
 # Work queue
 # ---------------------------------------------------------------------------------------------------
-
-_STOP = object()
 
 
 class WorkQueue(Generic[T, R]):
