@@ -580,7 +580,9 @@ class QueryCache:
             else:
                 flight = None  # in flight in another thread or loop: do not share across loops
         if flight is None:
-            return await func(*args, **kwargs)
+            result = await func(*args, **kwargs)
+            self._cache.set(key, result, ttl)
+            return result
         task = flight.task
         assert task is not None
         flight.waiters += 1
