@@ -597,3 +597,23 @@ async def test_invalidated_in_flight_result_is_not_stored() -> None:
     release.set()
     assert await task == 1  # its caller still gets an answer...
     assert await read() == 2  # ...but the stale value was not cached
+
+
+@pytest.mark.timeout(20)
+def test_async_function_used_from_two_event_loops_in_two_threads() -> None:
+    qc = QueryCache()
+    both_in = threading.Barrier(2)
+
+    @qc.cached
+    async def fetch(x: int) -> int:
+        await asyncio.get_running_loop().run_in_executor(None, both_in.wait, 5)  # both calls in flight
+        return x + 1
+
+    results: list[int] = []
+    threads = [threading.Thread(target=lambda: results.append(asyncio.run(fetch(1)))) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results == [2, 2]  # no future awaited across loops
+    assert qc.cache.get(next(iter(qc.cache.keys()))) == 2 and len(qc.cache) == 1
