@@ -338,9 +338,11 @@ def weighted_median(
     stake <= 0 take no part. ``kappa = 0`` gives the column maximum; a value backed by exactly
     half the stake is consensus under the default ``kappa = 32767/65535``.
 
-    Stake sums are accumulated in float64 as the chain does: ``minority = sigma - kappa`` with
-    ``sigma`` the renormalised stake's sum, and a value qualifies when the stake strictly below
-    it is at most ``minority``. For the chain's bits use :func:`weighted_median_fixed`.
+    Stake sums are accumulated in float64 without renormalising: a value qualifies when the
+    stake strictly below it is at most ``total - kappa * total`` (the chain's
+    ``minority = sigma - kappa``, scaled by the total), so integer stakes are summed exactly and a
+    threshold that lands exactly on a partial sum is decided exactly. For the chain's bits use
+    :func:`weighted_median_fixed`.
 
     Args:
         weights: ``(*, V, N)`` float (or integer) weights, V validators by N neurons.
@@ -375,10 +377,11 @@ def weighted_median(
     k = _kappa_tensor(kappa, torch.float64, w.device, validate)
     included = s > 0
     positive = torch.where(included, s, torch.zeros_like(s))
-    total = positive.sum(-1, keepdim=True)
-    share = positive / torch.where(total > 0, total, torch.ones_like(total))
-    minority = share.sum(-1) - k
-    out = _run_core(w, share, included, minority.expand(torch.broadcast_shapes(minority.shape, batch)), batch)
+    # Unnormalised: the stake strictly below p must be at most total - kappa * total. Integer
+    # stakes then sum exactly, and so do thresholds that land exactly on a partial sum.
+    total = positive.sum(-1)
+    minority = total - k * total
+    out = _run_core(w, positive, included, minority.expand(torch.broadcast_shapes(minority.shape, batch)), batch)
     return origin.wrap(origin.restore_float(out))
 
 
