@@ -171,92 +171,117 @@ def _arange_like(t: Tensor) -> Tensor:
     return torch.arange(t.shape[-1], device=t.device)
 
 
-def _compact(keep: Tensor, *rows: Tensor, fills: tuple[float, ...]) -> tuple[Tensor, ...]:
+def _compact(keep: Tensor, *rows: Tensor, fills: tuple[float, ...], width: int | None = None) -> tuple[Tensor, ...]:
     """Move the kept entries of each row to the front, in their order; fill the rest.
+
+    A cumulative count gives each kept entry its slot (no sort). Rows with more than ``width``
+    kept entries would lose the excess: callers size ``width`` to the largest possible count.
 
     Args:
         keep: ``(*, N)`` bool.
         rows: ``(*, N)`` tensors to compact alike.
         fills: one fill value per row tensor.
+        width: the output width (default ``N``).
     """
-    order = torch.argsort((~keep).to(torch.uint8), dim=-1, stable=True)
-    count = keep.sum(-1, keepdim=True)
-    real = _arange_like(keep) < count
-    return tuple(r.gather(-1, order).masked_fill(~real, f) for r, f in zip(rows, fills))
+    width = keep.shape[-1] if width is None else width
+    slot = torch.where(keep, keep.cumsum(-1) - 1, width)  # slot `width` is a discarded column
+    out = []
+    for row, fill in zip(rows, fills):
+        target = torch.full((*row.shape[:-1], width + 1), fill, dtype=row.dtype, device=row.device)
+        out.append(target.scatter(-1, slot, row)[..., :width])
+    return tuple(out)
 
 
 # ----------------------------------------------------------------------------------------------
 # normalize_max_weight
 
 
+def _candidates(limit: float, width: int) -> int:
+    """How many of the largest entries can be capped under ``limit``, plus a safety margin.
+
+    Capped entries each hold about ``limit`` of the row, so fewer than ``1/limit`` are capped;
+    the entry of descending rank ``r`` has a share of at most ``1/(r+1)`` even if every larger
+    entry were cut down to it, so ranks ``>= floor(1/limit) + 2`` are never capped (with room for
+    rounding). Only this many largest entries need ordering (``topk``, not a full sort).
+    """
+    return min(width, math.floor(1 / limit) + 3)
+
+
 def _reference_max_weight_rows(x: Tensor, limit: float, valid: Tensor | None = None) -> Tensor:
     """The reference algorithm on every row of ``x`` ``(*, N)`` (float), over ``valid`` entries.
 
     Invalid entries take no part (as if the row held only the valid ones) and come out 0.
+    The reference sorts the row ascending and counts the uncapped entries from the bottom; the
+    same count is ``n`` minus the capped entries at the top, which :func:`_candidates` bounds, so
+    only the largest few entries are ordered. The cumulative sums the reference forms from the
+    bottom are taken as the row total minus the larger entries, in float64 (no cancellation
+    worse than the reference's own float32 sums).
     """
     dtype, device, width = x.dtype, x.device, x.shape[-1]
-    positions = torch.arange(width, device=device)
     if valid is None:
         n = torch.full((*x.shape[:-1], 1), width, dtype=torch.int64, device=device)
-        values = x.sort(dim=-1).values
-        in_row = None
     else:
         x = x.masked_fill(~valid, 0)
         n = valid.sum(-1, keepdim=True)
-        values = x.masked_fill(~valid, math.inf).sort(dim=-1).values
-        in_row = positions < n
-        values = values.masked_fill(~in_row, 0)
-    n_float = n.to(dtype)
-    total = x.sum(-1, keepdim=True)  # the reference's x.sum() / weights.sum()
-    values_sum = values.sum(-1, keepdim=True)
+    total = x.sum(-1, keepdim=True)  # the reference's x.sum(), weights.sum() and values.sum()
     # Step 1, with n*limit in double precision as the reference computes it in Python.
     fallback = (total == 0) | (n.to(torch.float64) * limit <= 1)
     # Step 2.
-    estimation = values / values_sum
-    proportional = estimation.amax(-1, keepdim=True) <= limit
-    # Step 3: k = #{i : e_i / ((n-i-1) e_i + c_i + eps) < limit}.
-    cumsum = estimation.cumsum(-1)
-    above = (n_float - positions.to(dtype) - 1) * estimation
-    uncapped = estimation / (above + cumsum + _REFERENCE_EPS) < limit
-    if in_row is not None:
-        uncapped &= in_row
-    k = uncapped.sum(-1, keepdim=True)
-    # Step 4; cumsum[k - 1] is Python indexing, so k == 0 would read the last entry.
-    last = torch.where(k > 0, k - 1, n - 1).clamp(min=0)
+    proportional = x.amax(-1, keepdim=True) / total <= limit
+    # Step 3 on the largest entries, descending rank r = n - 1 - i of ascending position i:
+    # e_i / ((n-i-1) e_i + c_i + eps) < limit, with c_i = 1 - (share of the r larger entries).
+    count = _candidates(limit, width)
+    top = x.topk(count, dim=-1).values.to(torch.float64)
+    total64 = x.sum(-1, keepdim=True, dtype=torch.float64)
+    rank = torch.arange(count, device=device, dtype=torch.float64)
+    estimation = top / total64
+    cumsum = (total64 - (top.cumsum(-1) - top)) / total64
+    ratio = (estimation / (rank * estimation + cumsum + _REFERENCE_EPS)).to(dtype)
+    capped_count = (~(ratio < limit) & (rank < n)).sum(-1, keepdim=True)
+    k = n - capped_count
+    # Step 4: cumsum[k - 1] is the cumulative share at descending rank n - k.
+    cumsum_k = cumsum.gather(-1, capped_count.clamp(max=count - 1)).to(dtype)
     denominator = (1 - limit * (n - k).to(torch.float64)).to(dtype)
-    cutoff = (limit * cumsum.gather(-1, last) - _REFERENCE_EPS) / denominator * values_sum
+    cutoff = (limit * cumsum_k - _REFERENCE_EPS) / denominator * total
+    # One clip-and-divide serves all three outcomes: no cutoff (+inf) gives x / x.sum(), and a
+    # cutoff of -1 sets every entry to -1, so the row divides to exactly 1/n.
+    cutoff = torch.where(proportional, math.inf, cutoff)
+    cutoff = torch.where(fallback, -1.0, cutoff)
     clipped = torch.where(x > cutoff, cutoff, x)
     if valid is not None:
         clipped = clipped.masked_fill(~valid, 0)
-    capped = clipped / clipped.sum(-1, keepdim=True)
-    out = torch.where(proportional, x / total, capped)
-    out = torch.where(fallback, 1 / n_float, out)
-    return out if valid is None else out.masked_fill(~valid, 0)
+    return clipped / clipped.sum(-1, keepdim=True)
 
 
-def _water_fill_rows(x: Tensor, limit: Tensor | float) -> Tensor:
+def _water_fill_rows(x: Tensor, limit: Tensor | float, min_limit: float | None = None) -> Tensor:
     """Exact water-filling of every row of ``x`` ``(*, N)`` (float, >= 0) under ``limit``.
 
-    ``limit`` is a float or a ``(*, 1)`` tensor. Capped entries get exactly ``limit``, the others
-    keep their proportions; zeros stay 0. Rows with ``nnz * limit <= 1`` cannot meet the cap and
-    get ``1/nnz`` on their nonzero entries; all-zero rows stay all zero.
+    ``limit`` is a float or a ``(*, 1)`` tensor whose smallest value is ``min_limit``. Capped
+    entries get exactly ``limit``, the others keep their proportions; zeros stay 0. Rows with
+    ``nnz * limit <= 1`` cannot meet the cap and get ``1/nnz`` on their nonzero entries;
+    all-zero rows stay all zero. Only the :func:`_candidates` largest entries are ordered.
     """
     dtype, width = x.dtype, x.shape[-1]
-    limit_t = torch.as_tensor(limit, dtype=torch.float64, device=x.device)
-    values = x.sort(dim=-1).values
-    prefix = values.cumsum(-1)  # S_{i+1}
-    above = (width - 1 - _arange_like(x)).to(dtype)
-    # Share of entry i if every larger entry were capped at its value; nondecreasing in i.
-    denominator = prefix + above * values
-    share = torch.where(values > 0, values / denominator.clamp(min=torch.finfo(dtype).tiny), 0)
-    k = (share <= limit_t.to(dtype)).sum(-1, keepdim=True)
-    capped_count = (width - k).to(torch.float64)
-    kept_sum = prefix.gather(-1, (k - 1).clamp(min=0)).to(torch.float64)
-    scale = ((1 - capped_count * limit_t) / kept_sum).to(dtype)
-    filled = torch.minimum(x * scale, limit_t.to(dtype))
+    min_limit = float(limit) if min_limit is None else min_limit
+    limit64 = torch.as_tensor(limit, dtype=torch.float64, device=x.device)
+    count = _candidates(min_limit, width)
+    top = x.topk(count, dim=-1).values.to(torch.float64)
+    total = x.sum(-1, keepdim=True, dtype=torch.float64)
+    rank = torch.arange(count, device=x.device, dtype=torch.float64)
+    # Share of the rank-r entry if every larger entry were cut down to it; nondecreasing in
+    # value, so the capped entries are the largest ones.
+    below = total - (top.cumsum(-1) - top)
+    share = torch.where(top > 0, top / (below + rank * top).clamp(min=torch.finfo(torch.float64).tiny), 0)
+    capped_count = (share > limit64).sum(-1, keepdim=True)
+    # The largest uncapped value; every entry above it is capped (equal values share a fate).
+    threshold = top.gather(-1, capped_count.clamp(max=count - 1)).to(dtype)
+    uncapped = x <= threshold
+    kept_sum = x.masked_fill(~uncapped, 0).sum(-1, keepdim=True, dtype=torch.float64)
+    scale = ((1 - capped_count * limit64) / kept_sum).to(dtype)
+    filled = torch.where(uncapped, torch.minimum(x * scale, limit64.to(dtype)), limit64.to(dtype))
     positive = x > 0
     nnz = positive.sum(-1, keepdim=True)
-    infeasible = nnz.to(torch.float64) * limit_t <= 1
+    infeasible = nnz.to(torch.float64) * limit64 <= 1
     uniform = positive.to(dtype) / nnz.clamp(min=1).to(dtype)
     return torch.where(infeasible, uniform, filled)
 
@@ -318,28 +343,22 @@ def normalize_max_weight(
 # u16 codecs
 
 
-def _max_upscale_float_to_u16(weights: Tensor, keep: Tensor | None, drop_rounded_zeros: bool) -> tuple[Tensor, Tensor]:
-    """The emit helper's quantisation of float64 rows: ``round(w / max(w) * 65535)``.
+def _max_upscale_float_to_u16(weights: Tensor, submit: Tensor | None, drop_rounded_zeros: bool) -> tuple[Tensor, Tensor]:
+    """The emit helper's quantisation of non-negative float64 rows: ``round(w / max(w) * 65535)``.
 
-    Returns ``(values, kept)``: int64 values and which entries are submitted.
+    Returns ``(values, kept)``: int64 values (0 outside ``kept``) and which entries are
+    submitted: those that round to nonzero (``drop_rounded_zeros``), else the positive weights,
+    or ``submit`` when given (entries of ``submit`` with weight 0 get value 1).
     """
-    if keep is not None:
-        weights = weights.masked_fill(~keep, 0)
     row_max = weights.amax(-1, keepdim=True)
-    has_weight = row_max > 0
     # Same float64 operations as the reference's Python floats: (w / max) * 65535, then
     # round-half-to-even, which is both Python's round() and torch.round().
-    scaled = weights / torch.where(has_weight, row_max, 1) * float(U16_MAX)
+    scaled = weights / torch.where(row_max > 0, row_max, 1) * float(U16_MAX)
     values = torch.round(scaled).to(torch.int64)
     if drop_rounded_zeros:
-        kept = (values != 0) & has_weight
-    else:
-        kept = (weights > 0) if keep is None else (weights > 0) | keep
-        kept = kept & has_weight
-        values = torch.where(kept & (values == 0), 1, values)
-    if keep is not None:
-        kept &= keep
-    return values.masked_fill(~kept, 0), kept
+        return values, values != 0
+    kept = weights > 0 if submit is None else submit
+    return torch.maximum(values, kept.to(torch.int64)), kept
 
 
 def convert_weights_and_uids_for_emit(
@@ -385,13 +404,14 @@ def convert_weights_and_uids_for_emit(
     check_ndim(w, "weights", 1, "(*, N)")
     check_ndim(u, "uids", 1, "(*, N)")
     check_same_device(weights=w, uids=u)
-    u = _match_uids(u, w)
     if w.shape[-1] == 0:
         raise ShapeError("Expected at least one weight per row, but got an empty last dimension.")
+    expanded = _match_uids(u, w)
     if validate:
         check_finite(w, "weights")
         check_non_negative(w, "weights")
-        check_in_range(u, "uids", 0, U16_MAX)
+        check_in_range(u, "uids", 0, U16_MAX)  # before expanding: one check per distinct row
+    u = expanded
     values, kept = _max_upscale_float_to_u16(w.to(torch.float64), None, drop_rounded_zeros)
     uids_out, values_out = _compact(kept, u.to(torch.int64), values, fills=(-1, 0))
     count = kept.sum(-1)
@@ -434,14 +454,15 @@ def u16_max_upscale(values: Array, *, dim: int = -1, validate: bool = True) -> A
         return origin.wrap(v.movedim(-1, dim))
     row_max = v.amax(-1, keepdim=True)
     divisor = row_max.clamp(min=1)
-    half = 1 << 31
-    # m <= 32768: (v*65535 as I32F32) / m, truncated to 32 fraction bits; v*65535*2^32 < 2^63.
-    near = ((v * U16_MAX) << 32) // divisor
-    # m > 32768: v * trunc(65535/m as I32F32); the product's bits are v * ratio_bits exactly.
+    # m <= 32768: q = floor(v*65535 * 2^32 / m) (the I32F32 division), then round(q / 2^32)
+    # = floor(q/2^32 + 1/2) = floor(v*65535/m + 1/2) = floor((2*65535*v + m) / (2m)). The
+    # numerator is below 2^33, so the float64 quotient is exact enough for floor: a quotient
+    # just under an integer N is at least 1/(2m) >= 2^-17 below it, far above float64 rounding.
+    near = torch.floor((v * (2 * U16_MAX) + divisor).to(torch.float64) / (2 * divisor).to(torch.float64))
+    # m > 32768: v * trunc(65535/m as I32F32) has bits v * ratio exactly (< 2^49); round().
     ratio = (U16_MAX << 32) // divisor
-    far = v * ratio
-    bits = torch.where(row_max > 32768, far, near)
-    out = ((bits + half) >> 32).clamp(max=U16_MAX)  # round() ties away from zero, then u16
+    far = (v * ratio + (1 << 31)) >> 32
+    out = torch.where(row_max > 32768, far, near.to(torch.int64)).clamp(max=U16_MAX)
     out = out.masked_fill(row_max == 0, 0)
     return origin.wrap(out.movedim(-1, dim))
 
@@ -711,8 +732,11 @@ def process_weights(
     count_f = nnz.to(torch.float64)
     max_exclude = (count_f - min_allowed_weights).clamp(min=0) / count_f.clamp(min=1)
     quantile = torch.clamp(max_exclude, max=exclude_quantile / U16_MAX)
-    threshold = _quantile_threshold(w, nonzero, quantile)
-    kept = nonzero & (w.to(torch.float64) >= threshold)
+    if exclude_quantile == 0:
+        kept = nonzero  # q* = 0: the threshold is the smallest nonzero weight
+    else:
+        threshold = _quantile_threshold(w, nonzero, quantile)
+        kept = nonzero & (w.to(torch.float64) >= threshold)
     capped = _reference_max_weight_rows(w, limit, valid=kept)
 
     all_uids = torch.arange(num_neurons, device=device).expand(*batch, num_neurons)
@@ -743,6 +767,22 @@ def process_weights(
 
 # ----------------------------------------------------------------------------------------------
 # the validator's pipeline
+
+
+def _top_k_mask(scores: Tensor, k: int) -> Tensor | None:
+    """The ``k`` largest entries of each row, ties broken toward the lower index.
+
+    ``topk`` gives the k-th largest value (its values, unlike its indices, do not depend on
+    how ties are ordered); everything above it is in, and the first entries equal to it in
+    index order fill the remaining places. None when every entry is in.
+    """
+    if k >= scores.shape[-1]:
+        return None
+    kth = scores.topk(k, dim=-1).values[..., -1:]
+    above = scores > kth
+    tied = scores == kth
+    places = k - above.sum(-1, keepdim=True)
+    return above | (tied & (tied.cumsum(-1) <= places))
 
 
 def _chain_safe_limit(limit: float, entries: Tensor) -> Tensor:
@@ -849,24 +889,24 @@ def scores_to_weights(
     elif previous is not None:
         raise ValueRangeError("`previous` was given without `ema_alpha`: pass the smoothing factor too.")
 
-    order = torch.sort(s, dim=-1, descending=True, stable=True).indices[..., :size]
-    chosen = s.gather(-1, order)
-    positive = chosen > 0
+    selected = _top_k_mask(s, size)
+    positive = s > 0 if selected is None else selected & (s > 0)
     n_positive = positive.sum(-1, keepdim=True)
-    # Positives come first in score order, so the submitted entries are a prefix.
-    n_submit = torch.where(n_positive > 0, n_positive.clamp(min=required), 0)
-    submit = torch.arange(size, device=s.device) < n_submit
+    # Zero scores tie; the lowest uids among them fill up to `required` (rows with no positive
+    # score submit nothing).
+    zero = ~positive if selected is None else selected & ~positive
+    missing = torch.where(n_positive > 0, (required - n_positive).clamp(min=0), 0)
+    submit = positive | (zero & (zero.cumsum(-1) <= missing))
+    n_submit = submit.sum(-1, keepdim=True)
+    chosen = s.masked_fill(~positive, 0)
     if limit < 1:
         cap = _chain_safe_limit(limit, n_submit)
-        weights = _water_fill_rows(chosen, cap)
+        weights = _water_fill_rows(chosen, cap, _chain_safe_limit(limit, torch.tensor(size)).item())
     else:
         weights = chosen / chosen.sum(-1, keepdim=True).clamp(min=torch.finfo(s.dtype).tiny)
     values, _ = _max_upscale_float_to_u16(weights, submit, drop_rounded_zeros=False)
-    # Ascending uids, submitted entries first.
-    key = torch.where(submit, order, width + _arange_like(order))
-    by_uid = key.argsort(dim=-1)
-    uids_out = order.gather(-1, by_uid).masked_fill(~submit.gather(-1, by_uid), -1)
-    values_out = values.gather(-1, by_uid)
+    uids = torch.arange(width, device=s.device).expand_as(submit)
+    uids_out, values_out = _compact(submit, uids, values, fills=(-1, 0), width=size)
     result_ema = None
     if ema is not None:
         result_ema = origin.wrap(ema.to(float_compute_dtype(origin.dtype)))
