@@ -46,6 +46,13 @@ _SUM_BITS = 61
 _MAX_DOUBLE_BELOW_2_63 = float(2**63 - 1024)
 
 
+_ALL_ZERO_MESSAGE = (
+    "Expected every row of `weights` to have a positive weight, but {row} is {detail}. Pass "
+    "zero_weights='dust' to pay nothing there and return the total as dust, or "
+    "zero_weights='even' to split it evenly."
+)
+
+
 class Apportionment(NamedTuple):
     """What :func:`apportion` returns.
 
@@ -122,40 +129,33 @@ def _flatten_rows(weights: Tensor, totals: Tensor, dim: int) -> tuple[Tensor, Te
 # weights -> exact integers
 
 
-def _power_of_two(exponent: Tensor) -> Tensor:
-    """2**exponent as float64, built from the exponent bits (exact on every device; no pow)."""
+def _power_of_two(exponent: Tensor, dtype: torch.dtype = torch.float64) -> Tensor:
+    """2**exponent as a float, built from the exponent bits (exact on every device; no pow)."""
+    if dtype == torch.float32:
+        return ((exponent.to(torch.int32) + 127) << 23).view(torch.float32)
     return ((exponent.to(torch.int64) + 1023) << 52).view(torch.float64)
 
 
-def _scale_rows(w: Tensor, shift: Tensor) -> Tensor:
-    """``w * 2**shift`` per row, exactly, in two factors so that each stays a normal float64."""
-    half = torch.div(shift, 2, rounding_mode="floor")
-    return w * _power_of_two(half)[:, None] * _power_of_two(shift - half)[:, None]
+def _scaled_float_weights(w: Tensor, row_max: Tensor, top_bits: int) -> Tensor:
+    """Float weights scaled per row by a power of two so that the row maximum lies in
+    ``[2**(top_bits-1), 2**top_bits)``; the scaling is exact.
 
-
-def _scaled_float_weights(w: Tensor, top_bits: int) -> Tensor:
-    """Float weights scaled per row so that the largest lies in ``[2**(top_bits-1), 2**top_bits)``.
-
-    The scaling is by a power of two, so it is exact (weights smaller than ``2**-1022`` times the
-    row maximum may lose low bits in float64; their shares are far below one wei).
+    float32 rows are scaled in float32 where the factor is a normal float32 and the scaled
+    values stay exact (``top_bits <= 24``); otherwise in float64, in two factors where one would
+    leave the float64 range (weights below ``2**-1022`` times the row maximum may then lose low
+    bits; their shares are far below one wei).
     """
-    w64 = w.to(torch.float64)
-    row_max = w64.amax(dim=-1)
     exponent = torch.frexp(row_max).exponent.to(torch.int64)
-    exponent = torch.where(row_max > 0, exponent, torch.zeros_like(exponent))
-    return _scale_rows(w64, top_bits - exponent)
-
-
-def _drop_common_low_zeros(q: Tensor) -> Tensor:
-    """Shift each row right by the trailing zero bits all its weights share (ratios unchanged).
-
-    Quantised float32 weights carry at most 24 significant bits, so this usually leaves small
-    integers and makes the long division a single step.
-    """
-    lowest_bit = q & (-q)
-    lowest = torch.where(q > 0, lowest_bit, torch.full_like(q, 1 << 62)).amin(dim=-1)
-    shift = torch.frexp(lowest.to(torch.float64)).exponent.to(torch.int64) - 1
-    return q >> shift[:, None]
+    shift = top_bits - torch.where(row_max > 0, exponent, torch.zeros_like(exponent))
+    low, high = int(shift.min()), int(shift.max()) if shift.numel() else (0, 0)
+    if w.dtype == torch.float32 and top_bits <= 24 and -126 <= low and high <= 127:
+        return w * _power_of_two(shift, torch.float32)[:, None]
+    # a fresh float64 copy, scaled in place (never write into the caller's weights)
+    w64 = w.to(torch.float64, copy=True)
+    if -1022 <= low and high <= 1023:
+        return w64.mul_(_power_of_two(shift)[:, None])
+    half = torch.div(shift, 2, rounding_mode="floor")
+    return w64.mul_(_power_of_two(half)[:, None]).mul_(_power_of_two(shift - half)[:, None])
 
 
 # --------------------------------------------------------------------------------------------
@@ -225,14 +225,33 @@ def _int_to_dd(x: Tensor) -> tuple[Tensor, Tensor]:
 # the two share computations: floors plus a key that ranks the fractional parts
 
 
-def _exact_shares(totals: Tensor, q: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-    """floor(T * q_i / Q) and (T * q_i) mod Q exactly; also Q. ``q`` int64, row sums < 2**61."""
-    q = _drop_common_low_zeros(q)
+def _exact_shares(totals: Tensor, q: Tensor, q_bits: int) -> tuple[Tensor, Tensor, Tensor]:
+    """``floor(T * q_i / Q)`` and ``(T * q_i) mod Q`` exactly (Q the row sum), in int64.
+
+    ``q`` holds non-negative integers below ``2**q_bits`` with row sums below 2**61. This is
+    ``mul_div_floor_rem`` specialised to a per-row total and divisor, written with in-place
+    operations (it is the hot loop): T = a*Q + b, then long division of ``b * q`` by Q over
+    k-bit digits of q, most significant first, so that every intermediate stays below 2**63.
+    Returns ``(floors, remainders, Q)``.
+    """
     row_sum = q.sum(dim=-1)
-    floors, remainders = mul_div_floor_rem(
-        totals[:, None], q, row_sum[:, None], b_bits=bit_length(q), c_bits=bit_length(row_sum)
-    )
-    return floors, remainders, row_sum
+    sum_bits = bit_length(row_sum)
+    divisor = row_sum.clamp(min=1)[:, None]
+    whole = torch.div(totals, divisor[:, 0], rounding_mode="floor")[:, None]
+    part = (totals[:, None] - whole * divisor)
+    digit_bits = 62 - sum_bits
+    steps = -(-max(q_bits, 1) // digit_bits)
+    quotient: Tensor | None = None
+    remainder: Tensor | None = None
+    for step in reversed(range(steps)):
+        shift = step * digit_bits
+        digit = q if steps == 1 else (q >> shift) & ((1 << digit_bits) - 1)
+        t = digit * part if remainder is None else remainder.bitwise_left_shift_(digit_bits).add_(digit * part)
+        d = torch.div(t, divisor, rounding_mode="floor")
+        remainder = t.addcmul_(d, -divisor)  # t - d * Q: in [0, Q)
+        quotient = d if quotient is None else quotient.bitwise_left_shift_(digit_bits).add_(d)
+    assert quotient is not None and remainder is not None
+    return quotient.addcmul_(q, whole), remainder, row_sum
 
 
 def _float_limbs_sum(scaled: Tensor, limb_bits: int, limbs: int) -> tuple[Tensor, Tensor]:
@@ -266,6 +285,10 @@ def _approx_shares(
     rest = (x_hi - whole) + x_lo
     carry = torch.floor(rest)
     fraction = rest - carry
+    # rest just below an integer can round the fraction up to 1.0: that is the next integer
+    up = fraction >= 1.0
+    carry = carry + up.to(carry.dtype)
+    fraction = fraction.masked_fill_(up, 0.0)
     floors = whole.to(torch.int64) + carry.to(torch.int64)
     return floors.clamp_(min=0), fraction
 
@@ -274,63 +297,120 @@ def _approx_shares(
 # leftover units to the largest keys
 
 
-def _largest_keys(keys: Tensor, counts: Tensor) -> Tensor:
-    """Mask of the ``counts[b]`` largest keys of each row; equal keys go to the lower index."""
-    order = torch.sort(keys, dim=-1, descending=True, stable=True).indices
-    rank = torch.empty_like(order)
-    rank.scatter_(-1, order, torch.arange(keys.shape[-1], device=keys.device).expand_as(order))
-    return rank < counts[:, None]
+_BUCKET_BITS = 11
 
 
-def _floors_and_keys(totals: Tensor, w: Tensor, exact: bool, top_bits: int) -> tuple[Tensor, Tensor]:
-    """Floors of the shares and a key ranking their fractional parts (larger key, larger part).
+def _largest_keys(buckets: Tensor, keys: Tensor, counts: Tensor) -> Tensor:
+    """Mask of the ``counts[b]`` largest keys of each row; equal keys go to the lower index.
 
-    ``w`` is int64 (raw integer weights) or float64 (weights scaled by :func:`_scaled_float_weights`).
+    A full sort would cost far more than the rest of :func:`apportion`, so this is a one-level
+    radix select: ``buckets`` (int64 in ``[-1, 2**_BUCKET_BITS)``, monotone in the key; -1 is
+    never chosen) are histogrammed per row, the bucket holding the cut is found from the
+    cumulative counts, everything above it is taken, and only the keys inside that one bucket
+    are sorted (stably, so ties keep index order).
     """
-    if exact:
-        q = w if not w.is_floating_point() else w.to(torch.int64)
-        floors, remainders, _ = _exact_shares(totals, q)
-        return floors, remainders
+    rows, n = buckets.shape
+    width = (1 << _BUCKET_BITS) + 1
+    column = buckets + 1 if rows == 1 else buckets + (torch.arange(rows, device=buckets.device) * width + 1)[:, None]
+    histogram = torch.bincount(column.reshape(-1), minlength=rows * width).reshape(rows, width)
+    at_or_above = histogram.flip(-1).cumsum(-1).flip(-1)  # [r, c]: elements in columns >= c
+    cut = (at_or_above >= counts[:, None]).sum(-1) - 1  # the column holding the counts[r]-th largest
+    taken_above = torch.cat([at_or_above, torch.zeros_like(at_or_above[:, :1])], dim=-1).gather(-1, (cut + 1)[:, None])[:, 0]
+    need = counts - taken_above
+    cut_bucket = (cut - 1)[:, None]
+    chosen = buckets > cut_bucket
+    row_ids, col_ids = (buckets == cut_bucket).nonzero(as_tuple=True)
+    if row_ids.numel():
+        values = keys[row_ids, col_ids]
+        order = torch.sort(values, descending=True, stable=True).indices  # ties: lower index first
+        order = order[torch.sort(row_ids[order], stable=True).indices]
+        row_sorted = row_ids[order]
+        starts = torch.searchsorted(row_sorted, row_sorted, right=False)
+        rank = torch.arange(order.numel(), device=order.device) - starts
+        pick = order[rank < need[row_sorted]]
+        chosen[row_ids[pick], col_ids[pick]] = True
+    return chosen
+
+
+def _remainder_buckets(remainders: Tensor, sum_bits: Tensor) -> Tensor:
+    """The top ``_BUCKET_BITS`` bits of each remainder relative to its row's divisor width."""
+    shift = (sum_bits - _BUCKET_BITS).clamp(min=0)
+    return remainders >> shift[:, None]
+
+
+def _row_bits(values: Tensor) -> Tensor:
+    """Bit length of each (B,) int64 value below 2**62 (exact: frexp of an exact float64)."""
+    return torch.frexp((values >> 10).to(torch.float64)).exponent.to(torch.int64) + 10
+
+
+def _exact_path(totals: Tensor, q: Tensor, q_bits: int, method: ApportionMethod) -> tuple[Tensor, Tensor]:
+    floors, remainders, row_sum = _exact_shares(totals, q, q_bits)
+    left = totals - floors.sum(dim=-1)
+    if method == "floor":
+        return floors, left
+    # Every unit of `left` goes to a positive remainder (spec 2.4.3), so zero weights, whose
+    # remainder is 0, are never chosen and need no mask.
+    buckets = _remainder_buckets(remainders, _row_bits(row_sum))
+    floors += _largest_keys(buckets, remainders, left)
+    return floors, torch.zeros_like(left)
+
+
+def _approx_path(totals: Tensor, w: Tensor, top_bits: int, method: ApportionMethod) -> tuple[Tensor, Tensor]:
+    """Double-double shares for rows whose weights do not fit one exact int64 computation."""
     if w.is_floating_point():
         weight_sum = _float_limbs_sum(w, top_bits, 3)
-        return _approx_shares(totals, w, None, weight_sum)
-    high, low = w >> 32, w & 0xFFFFFFFF
-    high_sum, low_sum = _int_to_dd(high.sum(dim=-1)), _int_to_dd(low.sum(dim=-1))
-    weight_sum = _dd_add((high_sum[0] * float(2**32), high_sum[1] * float(2**32)), low_sum)
-    return _approx_shares(totals, high.to(torch.float64) * float(2**32), low.to(torch.float64), weight_sum)
+        floors, fraction = _approx_shares(totals, w, None, weight_sum)
+    else:
+        high, low = w >> 32, w & 0xFFFFFFFF
+        high_sum, low_sum = _int_to_dd(high.sum(dim=-1)), _int_to_dd(low.sum(dim=-1))
+        weight_sum = _dd_add((high_sum[0] * float(2**32), high_sum[1] * float(2**32)), low_sum)
+        floors, fraction = _approx_shares(totals, high.to(torch.float64) * float(2**32), low.to(torch.float64), weight_sum)
+    left = totals - floors.sum(dim=-1)
+    if method == "floor":
+        return floors, left
+    bad = first_index(left < 0)
+    if bad is not None:  # pragma: no cover - would be a bug in the share computation
+        raise RuntimeError(f"apportion: the floors exceed the total in row {bad}; please report this.")
+    buckets = (fraction * float(1 << _BUCKET_BITS)).to(torch.int64).masked_fill_(w == 0, -1)
+    floors += _largest_keys(buckets, fraction, left)
+    return floors, torch.zeros_like(left)
 
 
-def _apportion_rows(totals: Tensor, w: Tensor, method: ApportionMethod) -> tuple[Tensor, Tensor]:
-    """Apportion (B,) totals over (B, N) non-negative weights, every row with a positive weight."""
+def _mantissa_bits(dtype: torch.dtype) -> int:
+    return {torch.float16: 11, torch.bfloat16: 8, torch.float32: 24}.get(dtype, 53)
+
+
+def _apportion_rows(
+    totals: Tensor, w: Tensor, row_max: Tensor, method: ApportionMethod, mantissa_bits: int
+) -> tuple[Tensor, Tensor]:
+    """Apportion (B,) totals over (B, N) non-negative weights, every row with a positive weight.
+
+    Rows whose weights are exact integers below ``2**top_bits`` after a power-of-two scaling
+    take the exact int64 path; the others the double-double path.
+    """
     top_bits = _SUM_BITS - w.shape[-1].bit_length()
-    if w.is_floating_point():
-        values = _scaled_float_weights(w, top_bits)
-        lossless = (torch.floor(values) == values).all(dim=-1)
-    else:
+    if not w.is_floating_point():
         values = w.to(torch.int64)
-        lossless = torch.full((w.shape[0],), bit_length(values) <= top_bits, device=w.device)
-    if bool(lossless.all()) or not bool(lossless.any()):
-        groups = [(None, bool(lossless.all()))]
-    else:
-        groups = [(lossless.nonzero().squeeze(-1), True), ((~lossless).nonzero().squeeze(-1), False)]
+        if bit_length(row_max) <= top_bits:
+            return _exact_path(totals, values, bit_length(row_max), method)
+        return _approx_path(totals, values, top_bits, method)
+    # First try as few bits as the dtype's mantissa (small integers: one long-division step).
+    for bits in sorted({min(mantissa_bits, top_bits), top_bits}):
+        scaled = _scaled_float_weights(w, row_max, bits)
+        whole = torch.floor(scaled)
+        if torch.equal(whole, scaled):
+            return _exact_path(totals, whole.to(torch.int64), bits, method)
+    lossless = (whole == scaled).all(dim=-1)
+    scaled = scaled.to(torch.float64)
+    if not bool(lossless.any()):
+        return _approx_path(totals, scaled, top_bits, method)
     parts = torch.empty(w.shape, dtype=torch.int64, device=w.device)
     dust = torch.empty_like(totals)
-    positive = w > 0
-    for rows, exact in groups:
-        sub = (lambda t: t) if rows is None else (lambda t: t[rows])
-        floors, keys = _floors_and_keys(sub(totals), sub(values), exact, top_bits)
-        left = sub(totals) - floors.sum(dim=-1)
-        if method == "largest_remainder":
-            bad = first_index(left < 0)
-            if bad is not None:  # pragma: no cover - would be a bug in the share computation
-                raise RuntimeError(f"apportion: the floors exceed the total in row {bad}; please report this.")
-            keys = keys.masked_fill(~sub(positive), -1)
-            floors += _largest_keys(keys, left).to(torch.int64)
-            left = torch.zeros_like(left)
-        if rows is None:
-            parts, dust = floors, left
-        else:
-            parts[rows], dust[rows] = floors, left
+    exact_rows, approx_rows = lossless.nonzero().squeeze(-1), (~lossless).nonzero().squeeze(-1)
+    parts[exact_rows], dust[exact_rows] = _exact_path(
+        totals[exact_rows], whole[exact_rows].to(torch.int64), top_bits, method
+    )
+    parts[approx_rows], dust[approx_rows] = _approx_path(totals[approx_rows], scaled[approx_rows], top_bits, method)
     return parts, dust
 
 
@@ -420,36 +500,39 @@ def apportion(
             from ._array import check_same_device
 
             check_same_device(total_wei=totals, weights=w)
+    mantissa_bits = _mantissa_bits(w.dtype)
     if w.dtype in (torch.float16, torch.bfloat16):
         w = w.to(torch.float32)  # exact widening
     if validate:
-        check_finite(w, "weights")
-        check_non_negative(w, "weights")
         _check_totals(totals, "total_wei")
     rows, row_totals, batch_shape = _flatten_rows(w, totals, dim)
     n = rows.shape[-1]
-    parts = torch.zeros(rows.shape, dtype=torch.int64, device=rows.device)
-    dust = row_totals.clone()
-    if rows.shape[0]:
-        empty = ~(rows > 0).any(dim=-1) if n else torch.ones(rows.shape[0], dtype=torch.bool, device=rows.device)
+    parts: Tensor | None = None  # zeros unless a row is paid
+    dust = row_totals
+    if rows.numel() == 0 and rows.shape[0] and zero_weights == "error":
+        raise WeightError(_ALL_ZERO_MESSAGE.format(row="every row", detail="N = 0"))
+    if rows.numel():
+        row_min, row_max = torch.aminmax(rows, dim=-1)  # one pass: checks and the scaling
+        if validate and not bool((row_min >= 0).all() & (row_max < float("inf")).all()):
+            check_finite(w, "weights")  # raise, naming the first bad value
+            check_non_negative(w, "weights")
+        empty = row_max <= 0
         if bool(empty.any()):
             if zero_weights == "error":
-                bad = first_index(empty.reshape(batch_shape) if batch_shape else empty.reshape(()))
-                raise WeightError(
-                    f"Expected every row of `weights` to have a positive weight, but row {bad} is all "
-                    "zero (or N = 0). Pass zero_weights='dust' to pay nothing and keep the total as "
-                    "dust, or zero_weights='even' to split it evenly."
-                )
-            if zero_weights == "even" and n:
+                bad = first_index(empty.reshape(batch_shape))
+                raise WeightError(_ALL_ZERO_MESSAGE.format(row=f"row {bad}", detail="all zero"))
+            if zero_weights == "even":
                 rows = torch.where(empty[:, None], torch.ones_like(rows), rows)
+                row_max = torch.where(empty, torch.ones_like(row_max), row_max)
                 empty = torch.zeros_like(empty)
-        live = (~empty).nonzero().squeeze(-1) if bool(empty.any()) else None
-        if live is None:
-            parts, dust = _apportion_rows(row_totals, rows, method)
-        elif live.numel():
-            live_parts, live_dust = _apportion_rows(row_totals[live], rows[live], method)
-            parts[live] = live_parts
-            dust[live] = live_dust
+        if not bool(empty.any()):
+            parts, dust = _apportion_rows(row_totals, rows, row_max, method, mantissa_bits)
+        elif not bool(empty.all()):
+            parts, dust = torch.zeros(rows.shape, dtype=torch.int64, device=rows.device), row_totals.clone()
+            live = (~empty).nonzero().squeeze(-1)
+            parts[live], dust[live] = _apportion_rows(row_totals[live], rows[live], row_max[live], method, mantissa_bits)
+    if parts is None:
+        parts = torch.zeros(rows.shape, dtype=torch.int64, device=rows.device)
     parts = parts.reshape(*batch_shape, n).movedim(-1, dim)
     dust = dust.reshape(batch_shape)
     return Apportionment(origin.wrap(parts), origin.wrap(dust))
