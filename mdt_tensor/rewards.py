@@ -122,7 +122,10 @@ def _flatten_rows(weights: Tensor, totals: Tensor, dim: int) -> tuple[Tensor, Te
         )
     totals = totals.to(moved.device).expand(batch_shape)
     n = moved.shape[-1]
-    return moved.reshape(-1, n), totals.reshape(-1), batch_shape
+    rows = 1
+    for size in batch_shape:
+        rows *= size
+    return moved.reshape(rows, n), totals.reshape(rows), batch_shape
 
 
 # --------------------------------------------------------------------------------------------
