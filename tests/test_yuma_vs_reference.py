@@ -1,0 +1,324 @@
+"""``mt.yuma.epoch`` against the independent pure-Python reference (``tests/yuma_reference.py``).
+
+Random small subnets (hypothesis) cover every branch of the epoch: activity and outdated masks, stake
+threshold with the owner exemption, permits by top-k with ties, the owner's self-weight, Yuma 3 with and
+without liquid alpha (all three consensus modes), bonds penalty 0 / 1 / in between, the zero-consensus
+fallback to stake, explicit-zero vs absent weights.  What is checked:
+
+* ``exact=True, payout="chain"``: every output bit for bit (u16 vectors, new bonds, permits, the three
+  wei vectors, dust);
+* ``exact=False``: u16 outputs within a few units, wei within ``1e-6 * E`` (+2 wei) of the reference, on
+  inputs away from the median's kappa boundary (where float and fixed point may legitimately choose
+  different column values);
+* ``payout="exact"``: server + validator emissions sum to ``emission`` exactly, nothing negative, and
+  every uid's payout lies within 1 wei (plus the normalisation's sub-wei loss) of the chain's pre-floor
+  share ``bits * E / 2**32`` of the same I32F32 proportions;
+* a batch of subnets equals the loop of singles.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+from fractions import Fraction
+from typing import Any
+
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import mdt_tensor as mt
+from tests.yuma_reference import RefParams, reference_epoch
+
+yuma = getattr(mt, "yuma", None)
+if yuma is None or not all(hasattr(yuma, name) for name in ("epoch", "SubnetState", "YumaParams")):
+    pytest.skip("mt.yuma.epoch is not implemented yet", allow_module_level=True)
+
+U16_FIELDS = ("consensus", "incentive", "dividends", "validator_trust")
+WEI_FIELDS = ("server_emission", "validator_emission", "emission")
+MODES = ("current", "previous", "auto")
+
+
+# --------------------------------------------------------------------------------------------------
+# Adapters to the tensor API (names of the optional fields are read from the implementation)
+# --------------------------------------------------------------------------------------------------
+
+
+def _param_names(obj: Any) -> set[str]:
+    if dataclasses.is_dataclass(obj):
+        return {f.name for f in dataclasses.fields(obj)}
+    return set(inspect.signature(obj).parameters)
+
+
+STATE_FIELDS = _param_names(yuma.SubnetState)
+EPOCH_KWARGS = set(inspect.signature(yuma.epoch).parameters)
+
+
+def _first_present(candidates: tuple[str, ...], names: set[str]) -> str | None:
+    return next((c for c in candidates if c in names), None)
+
+
+PRESENT_NAME = _first_present(("weights_present", "weights_mask", "weight_mask", "present"), STATE_FIELDS)
+PREV_NAME = _first_present(("previous_consensus", "prev_consensus", "consensus_previous", "last_consensus",
+                            "consensus"), STATE_FIELDS | EPOCH_KWARGS)
+
+
+@dataclasses.dataclass
+class Case:
+    weights: list[list[int]]
+    stake: list[int]
+    last_update: list[int]
+    block_at_registration: list[int]
+    validator_permit: list[bool]
+    bonds: list[list[int]]
+    block: int
+    owner_uid: int
+    params: RefParams
+    emission: int
+    previous_consensus: list[int] | None
+    weights_present: list[list[bool]] | None
+
+    def reference(self) -> dict:
+        return reference_epoch(self.weights, self.stake, self.last_update, self.block_at_registration,
+                               self.validator_permit, self.bonds, self.block, self.owner_uid, self.params,
+                               self.emission, self.previous_consensus, self.weights_present)
+
+
+def _state(cases: list[Case]) -> tuple[Any, dict]:
+    """SubnetState for one case (no batch dim) or a batch of same-n cases (leading dim)."""
+    single = len(cases) == 1
+
+    def stack(get, dtype):
+        t = torch.tensor([get(c) for c in cases], dtype=dtype)
+        return t[0] if single else t
+
+    kwargs: dict[str, Any] = dict(
+        weights=stack(lambda c: c.weights, torch.int64),
+        stake=stack(lambda c: c.stake, torch.int64),
+        last_update=stack(lambda c: c.last_update, torch.int64),
+        block_at_registration=stack(lambda c: c.block_at_registration, torch.int64),
+        validator_permit=stack(lambda c: c.validator_permit, torch.bool),
+        bonds=stack(lambda c: c.bonds, torch.int64),
+        block=cases[0].block if single else stack(lambda c: c.block, torch.int64),
+        owner_uid=cases[0].owner_uid if single else stack(lambda c: c.owner_uid, torch.int64),
+    )
+    extra: dict[str, Any] = {}
+    if any(c.weights_present is not None for c in cases):
+        assert PRESENT_NAME is not None, "the tensor API has no weights-presence mask"
+        n = len(cases[0].stake)
+        kwargs[PRESENT_NAME] = stack(lambda c: c.weights_present or [[True] * n] * n, torch.bool)
+    if any(c.previous_consensus is not None for c in cases):
+        assert PREV_NAME is not None, "the tensor API has no previous-consensus input"
+        target = kwargs if PREV_NAME in STATE_FIELDS else extra
+        target[PREV_NAME] = stack(lambda c: c.previous_consensus, torch.int64)
+    return yuma.SubnetState(**kwargs), extra
+
+
+def _yuma_params(p: RefParams) -> Any:
+    return yuma.YumaParams(**dataclasses.asdict(p))
+
+
+def _run(cases: list[Case], *, exact: bool = True, payout: str = "chain") -> Any:
+    state, extra = _state(cases)
+    return yuma.epoch(state, _yuma_params(cases[0].params), cases[0].emission, exact=exact, payout=payout,
+                      **extra)
+
+
+def _field(result: Any, name: str) -> torch.Tensor:
+    value = result[name] if isinstance(result, dict) else getattr(result, name)
+    return torch.as_tensor(value)
+
+
+def _ints(t: torch.Tensor) -> list:
+    return t.to(torch.int64).tolist() if t.dtype != torch.bool else t.tolist()
+
+
+# --------------------------------------------------------------------------------------------------
+# Strategies
+# --------------------------------------------------------------------------------------------------
+
+u16 = st.one_of(st.just(0), st.just(65535), st.integers(1, 65535))
+stakes = st.one_of(st.just(0), st.integers(1, 1000), st.integers(1, 2**50), st.just(2**50))
+
+
+@st.composite
+def params_strategy(draw, *, generic: bool = False) -> RefParams:
+    alpha_low = draw(st.integers(1638, 65535))
+    alpha_high = draw(st.integers(alpha_low, 65535))
+    if generic:  # keep the median's kappa comparison away from exact stake boundaries
+        kappa = draw(st.sampled_from([32767, 21000, 45000]))
+    else:
+        kappa = draw(st.one_of(st.sampled_from([32767, 0, 65535, 32768]), st.integers(0, 65535)))
+    return RefParams(
+        kappa=kappa,
+        bonds_penalty=draw(st.one_of(st.sampled_from([65535, 0, 32767]), st.integers(0, 65535))),
+        bonds_moving_average=draw(st.one_of(st.sampled_from([900_000, 975_000, 0, 1_000_000]),
+                                            st.integers(0, 1_000_000))),
+        yuma3=draw(st.booleans()),
+        liquid_alpha=draw(st.booleans()),
+        alpha_low=alpha_low,
+        alpha_high=alpha_high,
+        alpha_sigmoid_steepness=draw(st.sampled_from([1000, 1, 250, 3333, 10000])),
+        liquid_alpha_consensus_mode=draw(st.sampled_from(MODES)),
+        activity_cutoff=draw(st.sampled_from([5000, 100, 1])),
+        max_allowed_validators=draw(st.one_of(st.just(128), st.integers(0, 14))),
+        stake_threshold=draw(st.sampled_from([0, 0, 500, 2**40])),
+        tempo=draw(st.sampled_from([360, 1, 99])),
+    )
+
+
+@st.composite
+def case_strategy(draw, *, n: int | None = None, params: RefParams | None = None, generic: bool = False) -> Case:
+    n = draw(st.integers(1, 12)) if n is None else n
+    p = draw(params_strategy(generic=generic)) if params is None else params
+    block = draw(st.integers(6000, 7000))
+
+    def near(center: int) -> int:
+        return max(0, draw(st.one_of(st.integers(center - 2, center + 2), st.integers(0, block))))
+
+    last_update = [near(block - p.activity_cutoff) for _ in range(n)]
+    registration = [draw(st.one_of(st.just(0), st.integers(0, block), st.sampled_from(
+        [max(0, block - p.tempo), max(0, block - p.tempo - 1), last_update[j], max(0, last_update[j] - 1)])))
+        for j in range(n)]
+    row = st.lists(u16, min_size=n, max_size=n)
+    if generic:
+        # Nonzero stakes within a factor 1000 of each other: the I32F32 normalised stake keeps >= 22
+        # significant bits, so float and fixed point differ by rounding only (a stake of a few ulps of
+        # the total is legitimately quantised by the chain, e.g. 27/31 instead of 0.8466).
+        stake = draw(st.lists(st.one_of(st.just(0), st.integers(10**6, 10**9)), min_size=n, max_size=n))
+    else:
+        stake = draw(st.lists(stakes, min_size=n, max_size=n))
+    present = draw(st.one_of(st.none(), st.lists(st.lists(st.booleans(), min_size=n, max_size=n),
+                                                 min_size=n, max_size=n)))
+    previous = draw(st.one_of(st.none(), st.lists(u16, min_size=n, max_size=n)))
+    return Case(
+        weights=draw(st.lists(row, min_size=n, max_size=n)),
+        stake=stake,
+        last_update=last_update,
+        block_at_registration=registration,
+        validator_permit=draw(st.lists(st.booleans(), min_size=n, max_size=n)),
+        bonds=draw(st.lists(row, min_size=n, max_size=n)),
+        block=block,
+        owner_uid=draw(st.integers(-1, n - 1)),
+        params=p,
+        emission=draw(st.one_of(st.just(10**9), st.integers(0, 2**40))),
+        previous_consensus=previous,
+        weights_present=present,
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# Exact mode: bit for bit
+# --------------------------------------------------------------------------------------------------
+
+
+def _assert_exact(result: Any, ref: dict, case: Case, index: tuple = ()) -> None:
+    def got(name: str) -> list:
+        return _ints(_field(result, name)[index] if index else _field(result, name))
+
+    for name in U16_FIELDS + WEI_FIELDS:
+        assert got(name) == ref[name], f"{name}: {got(name)} != reference {ref[name]}\n{case}"
+    assert got("bonds") == ref["bonds"], f"bonds: {got('bonds')} != reference {ref['bonds']}\n{case}"
+    assert got("validator_permit") == ref["validator_permit"], f"validator_permit\n{case}"
+    dust = _ints(_field(result, "dust")[index] if index else _field(result, "dust"))
+    assert dust in (ref["dust"], ref["payout_dust"]), f"dust {dust} vs {ref['dust']}/{ref['payout_dust']}\n{case}"
+
+
+@settings(suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(case_strategy())
+def test_exact_epoch_matches_reference_bit_for_bit(case: Case) -> None:
+    _assert_exact(_run([case]), case.reference(), case)
+
+
+@settings(suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large], max_examples=15)
+@given(st.data())
+def test_exact_batch_equals_loop_of_singles(data: st.DataObject) -> None:
+    n = data.draw(st.integers(1, 8))
+    params = data.draw(params_strategy())
+    cases = [data.draw(case_strategy(n=n, params=params)) for _ in range(3)]
+    emission = cases[0].emission
+    for c in cases:
+        c.emission = emission
+    if len({c.previous_consensus is None for c in cases}) > 1:
+        for c in cases:
+            c.previous_consensus = None
+    result = _run(cases)
+    for b, case in enumerate(cases):
+        _assert_exact(result, case.reference(), case, (b,))
+
+
+def test_exact_epoch_defaults_on_a_fixed_subnet() -> None:
+    """The chain's ``test_bonds`` first epoch, through the tensor API (a regression anchor)."""
+    n = 8
+    weights = [[0] * n for _ in range(n)]
+    for i in range(4):
+        weights[i][4:8] = [16383, 32767, 49149, 65535]
+    case = Case(weights, [1, 2, 3, 4, 0, 0, 0, 0], [1, 1, 1, 1, 0, 0, 0, 0], [0] * n, [True] * 4 + [False] * 4,
+                [[0] * n for _ in range(n)], 1, -1, RefParams(tempo=1, max_allowed_validators=n), 10**9, None, None)
+    ref = case.reference()
+    assert ref["emission"] == [49999998, 99999999, 150000000, 200000001, 49998779, 100000610, 149996337, 200004272]
+    _assert_exact(_run([case]), ref, case)
+
+
+# --------------------------------------------------------------------------------------------------
+# Fast mode: within float tolerance
+# --------------------------------------------------------------------------------------------------
+
+
+@settings(suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(case_strategy(generic=True))
+def test_fast_epoch_within_tolerance_of_reference(case: Case) -> None:
+    ref = case.reference()
+    result = _run([case], exact=False)
+    for name in U16_FIELDS:
+        got = _ints(_field(result, name))
+        assert all(abs(a - b) <= 3 for a, b in zip(got, ref[name])), f"{name}: {got} vs {ref[name]}\n{case}"
+    got_bonds = _ints(_field(result, "bonds"))
+    for row_g, row_r in zip(got_bonds, ref["bonds"]):
+        assert all(abs(a - b) <= 3 for a, b in zip(row_g, row_r)), f"bonds: {got_bonds} vs {ref['bonds']}\n{case}"
+    assert _ints(_field(result, "validator_permit")) == ref["validator_permit"]
+    tol = 1e-6 * case.emission + 2
+    for name in WEI_FIELDS:
+        got = _ints(_field(result, name))
+        assert all(abs(a - b) <= tol for a, b in zip(got, ref[name])), f"{name}: {got} vs {ref[name]}\n{case}"
+
+
+# --------------------------------------------------------------------------------------------------
+# payout="exact": the dust is handed out
+# --------------------------------------------------------------------------------------------------
+
+
+def _pre_floor_shares(ref: dict, case: Case) -> tuple[list[Fraction], list[Fraction]]:
+    """The chain's server / validator shares before its floor: ``bits * E / 2**32`` (exact rationals)."""
+    from tests import yuma_reference as R
+
+    inc, div = ref["incentive_bits"], ref["dividends_bits"]
+    total = sum(R.sat_add(a, b) for a, b in zip(inc, div))
+    if total == 0:
+        fallback = ref["stake_bits"] if sum(ref["active_stake_bits"]) == 0 else ref["active_stake_bits"]
+        server_bits, validator_bits = [0] * len(inc), list(fallback)
+    else:
+        server_bits = [R.safe_div(v, total) for v in inc]
+        validator_bits = [R.safe_div(v, total) for v in div]
+    scale = Fraction(case.emission, 1 << 32)
+    return [b * scale for b in server_bits], [b * scale for b in validator_bits]
+
+
+@settings(suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(case_strategy())
+def test_exact_payout_hands_out_the_dust(case: Case) -> None:
+    ref = case.reference()
+    result = _run([case], payout="exact")
+    server = _ints(_field(result, "server_emission"))
+    validator = _ints(_field(result, "validator_emission"))
+    assert min(server + validator, default=0) >= 0
+    shares_s, shares_v = _pre_floor_shares(ref, case)
+    total_share = sum(shares_s) + sum(shares_v)
+    if total_share == 0:
+        return  # nothing to apportion (no stake at all): there is no share to follow
+    assert sum(server) + sum(validator) == case.emission, f"{sum(server) + sum(validator)} != {case.emission}"
+    # The I32F32 proportions lose < 1 ulp each, so the shares fall short of E by less than 2n ulps * E.
+    slack = Fraction(2 * len(server) * case.emission, 1 << 32)
+    for got, share in zip(server + validator, shares_s + shares_v):
+        assert share - 1 - slack <= got <= share + 1 + slack, f"{got} vs share {float(share)}\n{case}"
