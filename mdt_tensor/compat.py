@@ -25,7 +25,7 @@ and the default is the correct one:
 from __future__ import annotations
 
 import math
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -204,7 +204,8 @@ def _candidates(limit: float, width: int) -> int:
     entry were cut down to it, so ranks ``>= floor(1/limit) + 2`` are never capped (with room for
     rounding). Only this many largest entries need ordering (``topk``, not a full sort).
     """
-    return min(width, math.floor(1 / limit) + 3)
+    bound = 1 / limit
+    return width if bound >= width else min(width, math.floor(bound) + 3)
 
 
 def _reference_max_weight_rows(x: Tensor, limit: float, valid: Tensor | None = None) -> Tensor:

@@ -167,6 +167,20 @@ def weight_rows(min_n: int = 1, max_n: int = 24, max_rows: int = 4, dtype=np.flo
 
 limits = st.sampled_from([0.01, 0.05, 0.1, 0.2, 0.3, 0.5, 1.0, 0.07, 0.123])
 
+# Rows longer than floor(1/limit) + 3, so that only the largest entries are ordered (the top-k
+# path), with a few dominant entries so that the cap binds.
+long_limits = st.sampled_from([0.1, 0.2, 0.3, 0.45, 0.07])
+
+
+def long_rows(dtype=np.float64):
+    def build(args):
+        rows, n, heavy = args
+        return arrays(dtype, (rows, n), elements=weight_values.map(dtype)).map(
+            lambda a: np.where(np.arange(n) < heavy, a * 1000, a).astype(dtype)
+        )
+
+    return st.tuples(st.integers(1, 3), st.integers(30, 70), st.integers(0, 8)).flatmap(build)
+
 
 # ------------------------------------------------------------------------------------------------
 # normalize_max_weight
@@ -214,6 +228,12 @@ class TestNormalizeMaxWeight:
     def test_rows_equal_reference_float32(self, x, limit):
         out = mt.normalize_max_weight(x, limit)
         assert out.dtype == np.float32
+        expected = np.stack([ref_normalize_max_weight(row, limit) for row in x])
+        np.testing.assert_allclose(out, expected, rtol=1e-4, atol=1e-6)
+
+    @given(long_rows(np.float32), long_limits)
+    def test_long_rows_equal_reference(self, x, limit):
+        out = mt.normalize_max_weight(x, limit)
         expected = np.stack([ref_normalize_max_weight(row, limit) for row in x])
         np.testing.assert_allclose(out, expected, rtol=1e-4, atol=1e-6)
 
@@ -270,6 +290,13 @@ class TestNormalizeMaxWeightStrict:
             if (row > 0).sum() * limit > 1:
                 assert got.max() <= limit
                 np.testing.assert_allclose(got.sum(), 1.0, rtol=1e-12)
+
+    @given(long_rows(), long_limits)
+    def test_long_rows_equal_exact_water_filling(self, x, limit):
+        out = mt.normalize_max_weight(x, limit, strict=True)
+        for row, got in zip(x, out):
+            expected = ref_water_fill([Fraction(float(v)) for v in row], Fraction(limit))
+            np.testing.assert_allclose(got, [float(v) for v in expected], rtol=1e-9, atol=1e-12)
 
     @given(weight_rows(max_rows=3), limits)
     def test_batch_equals_loop(self, x, limit):
@@ -506,6 +533,16 @@ class TestProcessWeights:
             np.testing.assert_array_equal(one[0], out.uids[i, :count])
             np.testing.assert_array_equal(one[1], out.weights[i, :count])
 
+    @given(long_rows(np.float32), st.integers(0, 40), long_limits, st.sampled_from([0, 20000, 50000]))
+    def test_long_rows_equal_reference(self, w, min_allowed, limit, exclude_quantile):
+        n = w.shape[-1]
+        out = mt.process_weights(np.arange(n), w, n, min_allowed, limit, exclude_quantile)
+        for i, row in enumerate(w):
+            ref_uids, ref_w = ref_process_weights(np.arange(n), row, n, min_allowed, limit, exclude_quantile)
+            count = int(out.count[i])
+            np.testing.assert_array_equal(out.uids[i, :count], ref_uids)
+            np.testing.assert_allclose(out.weights[i, :count], ref_w, rtol=2e-5, atol=1e-7)
+
     @pytest.mark.parametrize(
         "kwargs, error, message",
         [
@@ -675,6 +712,15 @@ class TestScoresToWeights:
             one = mt.scores_to_weights(row, k=k, max_weight_limit=limit, min_allowed_weights=min_allowed)
             np.testing.assert_array_equal(one.uids, out.uids[i])
             np.testing.assert_array_equal(one.values, out.values[i])
+
+    @given(long_rows(), st.one_of(st.none(), st.integers(20, 80)), long_limits, st.integers(0, 20))
+    def test_long_rows_equal_reference(self, scores, k, limit, min_allowed):
+        out = mt.scores_to_weights(scores, k=k, max_weight_limit=limit, min_allowed_weights=min_allowed)
+        for i, row in enumerate(scores):
+            count = int(out.count[i])
+            expected = ref_scores_to_weights(row.tolist(), k, limit, min_allowed)
+            assert out.uids[i, :count].tolist() == sorted(expected)
+            assert all(abs(v - expected[u]) <= 1 for u, v in zip(out.uids[i, :count].tolist(), out.values[i, :count].tolist()))
 
     @pytest.mark.parametrize("limit_u16", [655, 3277, 6553, 20000])
     def test_large_rows_pass_the_chains_max_weight_check(self, limit_u16):
