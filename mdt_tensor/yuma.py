@@ -41,7 +41,7 @@ from ._array import Array, ArrayOrigin, as_tensor, check_same_device
 from ._intmath import INT64_MAX, mul_div_floor_rem
 from ._validation import check_finite, check_in_range, check_non_negative, first_index
 from .errors import DTypeError, ShapeError, ValueRangeError
-from .fixed import fx_safe_exp
+from .fixed import fx_exp_safe
 
 __all__ = ["YumaParams", "SubnetState", "EpochResult", "epoch", "next_state", "run_epochs"]
 
@@ -161,7 +161,8 @@ class SubnetState:
         weights_present: ``(*, n, n)`` bool, which cells the chain stores (B.7); default: all.
             Matters only for the sparse Yuma 3 liquid-alpha EMA, which drops absent cells.
         previous_consensus: ``(*, n)`` u16 consensus of the previous epoch, for
-            ``liquid_alpha_consensus_mode`` previous/auto; default: zeros.
+            ``liquid_alpha_consensus_mode`` previous/auto; default: none stored, and then the
+            current consensus is used (as the chain does when nothing is stored).
 
     Example:
         >>> state = SubnetState(weights=[[0, 65535], [65535, 0]], stake=[10, 30])
@@ -191,10 +192,12 @@ class EpochResult:
 
     Attributes:
         server_emission, validator_emission: ``(*, n)`` int64 wei paid to uids as miners / validators.
-        emission: ``(*, n)`` int64, ``server_emission + validator_emission``.
-        chain_emission: ``(*, n)`` int64, the chain's ``Emission`` storage item,
-            ``floor(normalize(I + D) * E)`` (it floors the combined share once).
-        dust: ``(*)`` int64, ``emission_total - emission.sum(-1)`` (0 with ``payout="exact"``).
+        emission: ``(*, n)`` int64 per-uid total. With ``payout="chain"`` it is the chain's
+            ``Emission`` storage item, ``floor(normalize(I + D) * E)``, which floors the combined
+            share once and so can differ by 1 wei from ``server_emission + validator_emission``;
+            with ``payout="exact"`` it is ``server_emission + validator_emission``.
+        dust: ``(*)`` int64, the wei never paid: ``E - sum(server_emission + validator_emission)``
+            (0 with ``payout="exact"``).
         consensus, incentive, dividends, validator_trust, stake_weight: ``(*, n)`` u16 values.
         consensus_float, incentive_float, dividends_float, validator_trust_float,
             stake_weight_float, active_stake_float: ``(*, n)`` floats.
@@ -206,7 +209,6 @@ class EpochResult:
     server_emission: Array
     validator_emission: Array
     emission: Array
-    chain_emission: Array
     dust: Array
     consensus: Array
     incentive: Array
@@ -361,7 +363,7 @@ class _Exact:
     def sigmoid_alpha(self, diff: Tensor, steep_div: int, low: int, high: int) -> Tensor:
         """``alpha_low + sigmoid * (alpha_high - alpha_low)``, clamped, exactly as ``alpha_sigmoid``."""
         exponent = _mul_fx(diff - (_ONE >> 1), torch.full_like(diff, steep_div))
-        e = fx_safe_exp(exponent)
+        e = fx_exp_safe(exponent)  # the chain's exp_safe: input clamped to [-20, 20]
         sigmoid = _reciprocal_one_plus(e)
         alpha = low + _mul_fx(sigmoid, torch.full_like(sigmoid, high - low))
         return alpha.clamp(low, high)
@@ -399,9 +401,7 @@ class _Float:
         return x
 
     def sigmoid_alpha(self, diff: Tensor, steep_div: float, low: float, high: float) -> Tensor:
-        exponent = steep_div * (diff - 0.5)
-        # The chain's exp fails (and safe_exp returns 0) above ln(I32F32::MAX) ~ 21.49.
-        e = torch.where(exponent > 21.487, torch.zeros_like(exponent), torch.exp(exponent.clamp(max=21.487)))
+        e = torch.exp((steep_div * (diff - 0.5)).clamp(-20.0, 20.0))  # exp_safe's clamp
         sigmoid = 1.0 / (1.0 + e)
         return (low + sigmoid * (high - low)).clamp(low, high)
 
@@ -425,7 +425,7 @@ class _Inputs:
     owner_uid: Tensor  # (b, 1) int64
     valid: Tensor  # (b, n) bool
     weights_present: Tensor | None  # (b, n, n) bool
-    previous_consensus: Tensor  # (b, n) int64 u16
+    previous_consensus: Tensor | None  # (b, n) int64 u16
 
     @property
     def n(self) -> int:
@@ -562,7 +562,7 @@ def _prepare(state: SubnetState, validate: bool) -> _Inputs:
         if validate:
             _check_u16(pc, "previous_consensus")
     else:
-        pc = torch.zeros_like(last_update)
+        pc = None
 
     return _Inputs(
         batch_shape=batch_shape,
@@ -801,7 +801,7 @@ def _yuma3_ema(
     if not p.liquid_alpha:
         return plain
     mode = p.liquid_alpha_consensus_mode
-    if mode == "previous" or (mode == "auto" and p.bonds_penalty == _U16_MAX):
+    if x.previous_consensus is not None and (mode == "previous" or (mode == "auto" and p.bonds_penalty == _U16_MAX)):
         reference = ops.u16_proportion(x.previous_consensus)
     else:
         reference = consensus
@@ -897,7 +897,7 @@ def _check_args(params: YumaParams, payout: str, n: int, exact: bool) -> None:
         raise ShapeError(f"The exact epoch supports subnets of up to {_MAX_EXACT_N} uids, but got n = {n}.")
 
 
-def _wrap_result(core: _Core, x: _Inputs) -> EpochResult:
+def _wrap_result(core: _Core, x: _Inputs, payout_chain: bool) -> EpochResult:
     ops, origin = core.ops, x.origin
     batch, n = x.batch_shape, x.n
 
@@ -913,8 +913,7 @@ def _wrap_result(core: _Core, x: _Inputs) -> EpochResult:
     return EpochResult(
         server_emission=out(core.server),
         validator_emission=out(core.validator),
-        emission=out(core.server + core.validator),
-        chain_emission=out(core.chain_emission),
+        emission=out(core.chain_emission if payout_chain else core.server + core.validator),
         dust=origin.wrap(core.dust.reshape(batch)),
         consensus=u16(core.consensus),
         incentive=u16(core.incentive),
@@ -981,7 +980,7 @@ def epoch(
     e = _emission_tensor(emission, x.batch_shape, x.weights.device, validate)
     if x.weights.shape[0] == 0 or x.n == 0:
         raise ShapeError(f"Expected a non-empty batch of subnets with n >= 1, but got weights of shape {(*x.batch_shape, x.n, x.n)}.")
-    return _wrap_result(_epoch_core(x, params, e, ops, payout), x)
+    return _wrap_result(_epoch_core(x, params, e, ops, payout), x, payout == "chain")
 
 
 def next_state(
@@ -1061,7 +1060,7 @@ class _StderrProgress:
         sys.stderr.write("\n")
 
 
-def _stack_results(cores: list[_Core], x: _Inputs) -> EpochResult:
+def _stack_results(cores: list[_Core], x: _Inputs, payout_chain: bool) -> EpochResult:
     """Stack per-epoch results into one :class:`EpochResult` with a leading epoch dimension."""
     t = len(cores)
     stacked = _Core(
@@ -1069,7 +1068,7 @@ def _stack_results(cores: list[_Core], x: _Inputs) -> EpochResult:
         ops=cores[0].ops,
     )
     batch = (t, *x.batch_shape)
-    return _wrap_result(stacked, dataclasses.replace(x, batch_shape=batch))
+    return _wrap_result(stacked, dataclasses.replace(x, batch_shape=batch), payout_chain)
 
 
 def run_epochs(
@@ -1128,7 +1127,7 @@ def run_epochs(
     if not cores:
         raise ShapeError("Expected at least one weight update, but got none.")
     final = _state_from_inputs(x)
-    return _stack_results(cores, dataclasses.replace(x, batch_shape=x.batch_shape)), final
+    return _stack_results(cores, x, payout == "chain"), final
 
 
 def _iter_updates(weight_updates: Any, x: _Inputs, validate: bool) -> tuple[Iterator[Tensor], int | None]:
@@ -1184,5 +1183,5 @@ def _state_from_inputs(x: _Inputs) -> SubnetState:
         owner_uid=wrap(x.owner_uid.reshape(batch)) if batch else int(x.owner_uid.reshape(())),
         n_valid=wrap(x.valid.sum(-1).reshape(batch)) if batch else None,
         weights_present=present,
-        previous_consensus=uid(x.previous_consensus),
+        previous_consensus=uid(x.previous_consensus) if x.previous_consensus is not None else None,
     )
