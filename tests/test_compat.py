@@ -19,7 +19,7 @@ from hypothesis.extra.numpy import arrays
 import mdt_tensor as mt
 from mdt_tensor.errors import DTypeError, ShapeError, ValueRangeError
 
-from .helpers import ARRAY_KINDS, assert_kind, to_kind, to_numpy
+from .helpers import ARRAY_KINDS, DEVICES, assert_kind, to_kind, to_numpy
 
 U16_MAX = 65535
 
@@ -778,3 +778,21 @@ class TestScoresToWeights:
             assert_kind(part, kind, device)
         np.testing.assert_array_equal(to_numpy(out.uids), [[0, 1, 3], [0, -1, -1]])
         np.testing.assert_array_equal(to_numpy(out.values), [[9362, 65535, 18724], [65535, 0, 0]])
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_integer_outputs_identical_on_every_device(device):
+    gen = torch.Generator().manual_seed(5)
+    scores = torch.rand(8, 300, generator=gen, dtype=torch.float64) ** 6
+    scores[:4, 150:] = 0
+    values = torch.randint(0, U16_MAX + 1, (8, 300), generator=gen)
+    cpu_submit = mt.scores_to_weights(scores, k=200, max_weight_limit=0.05, min_allowed_weights=10)
+    dev_submit = mt.scores_to_weights(scores.to(device), k=200, max_weight_limit=0.05, min_allowed_weights=10)
+    for cpu_part, dev_part in zip(cpu_submit[:3], dev_submit[:3]):
+        assert dev_part.device.type == device
+        assert torch.equal(dev_part.cpu(), cpu_part)
+    assert torch.equal(mt.u16_max_upscale(values.to(device)).cpu(), mt.u16_max_upscale(values))
+    cpu_emit = mt.convert_weights_and_uids_for_emit(torch.arange(300), scores)
+    dev_emit = mt.convert_weights_and_uids_for_emit(torch.arange(300, device=device), scores.to(device))
+    for cpu_part, dev_part in zip(cpu_emit, dev_emit):
+        assert torch.equal(dev_part.cpu(), cpu_part)
