@@ -38,7 +38,7 @@ from torch import Tensor
 
 from ._array import as_tensor
 from ._intmath import INT64_MAX, mul_div_floor_rem
-from ._validation import check_finite, first_index
+from ._validation import first_index
 from .errors import BalanceError, DTypeError, WeiOverflowError
 
 __all__ = [
@@ -820,7 +820,9 @@ def _float_tensor_to_wei(tensor: Tensor, token: Token, mode: str) -> Tensor:
     if token.decimals > 18:
         raise _overflow(None, token, "(any value)")
     x = tensor.to(torch.float64)
-    check_finite(x, "amount")
+    bad = first_index(~torch.isfinite(x))
+    if bad is not None:
+        raise BalanceError(f"Expected `amount` to be finite, but found {float(x[bad])} at index {bad}.")
     magnitude = x.abs()
     too_big = magnitude * float(token.unit) >= float(2**63)
     bad = first_index(too_big)
