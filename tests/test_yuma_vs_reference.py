@@ -25,7 +25,7 @@ from typing import Any
 
 import pytest
 import torch
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 import mdt_tensor as mt
@@ -138,33 +138,41 @@ def _ints(t: torch.Tensor) -> list:
 # Strategies
 # --------------------------------------------------------------------------------------------------
 
+def mostly(common: st.SearchStrategy, rare: st.SearchStrategy, percent: int = 80) -> st.SearchStrategy:
+    """``common`` in about ``percent``% of draws, else ``rare`` (edge cases stay reachable, live subnets dominate)."""
+    return st.integers(0, 99).flatmap(lambda r: common if r < percent else rare)
+
+
 u16 = st.one_of(st.just(0), st.just(65535), st.integers(1, 65535))
-stakes = st.one_of(st.just(0), st.integers(1, 1000), st.integers(1, 2**50), st.just(2**50))
+weight_cell = mostly(st.integers(1, 65535), st.sampled_from([0, 65535]), 70)
+stakes = mostly(st.integers(1, 2**50), st.sampled_from([0, 1, 1000, 2**50]), 70)
 
 
 @st.composite
 def params_strategy(draw, *, generic: bool = False) -> RefParams:
-    alpha_low = draw(st.integers(1638, 65535))
-    alpha_high = draw(st.integers(alpha_low, 65535))
+    alpha_low = draw(mostly(st.just(45875), st.integers(1638, 65535), 50))
+    alpha_high = draw(mostly(st.just(max(58982, alpha_low)), st.integers(alpha_low, 65535), 50))
     if generic:  # keep the median's kappa comparison away from exact stake boundaries
         kappa = draw(st.sampled_from([32767, 21000, 45000]))
     else:
-        kappa = draw(st.one_of(st.sampled_from([32767, 0, 65535, 32768]), st.integers(0, 65535)))
+        kappa = draw(mostly(st.sampled_from([32767, 16000, 40000]), st.one_of(
+            st.sampled_from([0, 65535, 32768]), st.integers(0, 65535)), 70))
+    yuma3 = draw(st.booleans())
     return RefParams(
         kappa=kappa,
-        bonds_penalty=draw(st.one_of(st.sampled_from([65535, 0, 32767]), st.integers(0, 65535))),
-        bonds_moving_average=draw(st.one_of(st.sampled_from([900_000, 975_000, 0, 1_000_000]),
-                                            st.integers(0, 1_000_000))),
-        yuma3=draw(st.booleans()),
-        liquid_alpha=draw(st.booleans()),
+        bonds_penalty=draw(st.one_of(st.sampled_from([65535, 0]), st.integers(0, 65535))),
+        bonds_moving_average=draw(mostly(st.sampled_from([900_000, 975_000]), st.one_of(
+            st.sampled_from([0, 1_000_000]), st.integers(0, 1_000_000)), 60)),
+        yuma3=yuma3,
+        liquid_alpha=draw(mostly(st.just(True), st.just(False), 70)) if yuma3 else draw(st.booleans()),
         alpha_low=alpha_low,
         alpha_high=alpha_high,
-        alpha_sigmoid_steepness=draw(st.sampled_from([1000, 1, 250, 3333, 10000])),
+        alpha_sigmoid_steepness=draw(mostly(st.just(1000), st.sampled_from([1, 250, 3333, 10000, -500]), 60)),
         liquid_alpha_consensus_mode=draw(st.sampled_from(MODES)),
-        activity_cutoff=draw(st.sampled_from([5000, 100, 1])),
-        max_allowed_validators=draw(st.one_of(st.just(128), st.integers(0, 14))),
-        stake_threshold=draw(st.sampled_from([0, 0, 500, 2**40])),
-        tempo=draw(st.sampled_from([360, 1, 99])),
+        activity_cutoff=draw(mostly(st.just(5000), st.sampled_from([100, 1]), 80)),
+        max_allowed_validators=draw(mostly(st.just(128), st.integers(0, 14), 60)),
+        stake_threshold=draw(mostly(st.just(0), st.sampled_from([500, 10**9, 2**40]), 75)),
+        tempo=draw(mostly(st.just(360), st.sampled_from([1, 99]), 70)),
     )
 
 
@@ -173,36 +181,34 @@ def case_strategy(draw, *, n: int | None = None, params: RefParams | None = None
     n = draw(st.integers(1, 12)) if n is None else n
     p = draw(params_strategy(generic=generic)) if params is None else params
     block = draw(st.integers(6000, 7000))
-
-    def near(center: int) -> int:
-        return max(0, draw(st.one_of(st.integers(center - 2, center + 2), st.integers(0, block))))
-
-    last_update = [near(block - p.activity_cutoff) for _ in range(n)]
-    registration = [draw(st.one_of(st.just(0), st.integers(0, block), st.sampled_from(
-        [max(0, block - p.tempo), max(0, block - p.tempo - 1), last_update[j], max(0, last_update[j] - 1)])))
-        for j in range(n)]
-    row = st.lists(u16, min_size=n, max_size=n)
+    cutoff_edge = block - p.activity_cutoff
+    last_update = [draw(mostly(st.integers(block - 50, block), st.one_of(
+        st.integers(cutoff_edge - 2, cutoff_edge + 2), st.integers(0, block)), 75)) for _ in range(n)]
+    last_tempo = max(0, block - p.tempo)
+    registration = [draw(mostly(st.integers(0, 100), st.one_of(
+        st.integers(0, block), st.sampled_from([last_tempo, max(0, last_tempo - 1), last_update[j],
+                                                max(0, last_update[j] - 1)])), 75)) for j in range(n)]
     if generic:
         # Nonzero stakes within a factor 1000 of each other: the I32F32 normalised stake keeps >= 22
         # significant bits, so float and fixed point differ by rounding only (a stake of a few ulps of
         # the total is legitimately quantised by the chain, e.g. 27/31 instead of 0.8466).
-        stake = draw(st.lists(st.one_of(st.just(0), st.integers(10**6, 10**9)), min_size=n, max_size=n))
+        stake = draw(st.lists(mostly(st.integers(10**6, 10**9), st.just(0), 75), min_size=n, max_size=n))
     else:
         stake = draw(st.lists(stakes, min_size=n, max_size=n))
-    present = draw(st.one_of(st.none(), st.lists(st.lists(st.booleans(), min_size=n, max_size=n),
-                                                 min_size=n, max_size=n)))
-    previous = draw(st.one_of(st.none(), st.lists(u16, min_size=n, max_size=n)))
+    present = draw(mostly(st.none(), st.lists(st.lists(mostly(st.just(True), st.just(False), 70), min_size=n,
+                                                       max_size=n), min_size=n, max_size=n), 60))
+    previous = draw(mostly(st.lists(u16, min_size=n, max_size=n), st.none(), 60))
     return Case(
-        weights=draw(st.lists(row, min_size=n, max_size=n)),
+        weights=draw(st.lists(st.lists(weight_cell, min_size=n, max_size=n), min_size=n, max_size=n)),
         stake=stake,
         last_update=last_update,
         block_at_registration=registration,
-        validator_permit=draw(st.lists(st.booleans(), min_size=n, max_size=n)),
-        bonds=draw(st.lists(row, min_size=n, max_size=n)),
+        validator_permit=draw(st.lists(mostly(st.just(True), st.just(False), 75), min_size=n, max_size=n)),
+        bonds=draw(st.lists(st.lists(mostly(u16, st.just(0), 60), min_size=n, max_size=n), min_size=n, max_size=n)),
         block=block,
         owner_uid=draw(st.integers(-1, n - 1)),
         params=p,
-        emission=draw(st.one_of(st.just(10**9), st.integers(0, 2**40))),
+        emission=draw(mostly(st.just(10**9), st.integers(0, 2**40), 60)),
         previous_consensus=previous,
         weights_present=present,
     )
@@ -228,7 +234,23 @@ def _assert_exact(result: Any, ref: dict, case: Case, index: tuple = ()) -> None
 @settings(suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(case_strategy())
 def test_exact_epoch_matches_reference_bit_for_bit(case: Case) -> None:
-    _assert_exact(_run([case]), case.reference(), case)
+    ref = case.reference()
+    _label_branches(case, ref)
+    _assert_exact(_run([case]), ref, case)
+
+
+def _label_branches(case: Case, ref: dict) -> None:
+    """hypothesis ``event``s naming the epoch branches an example exercises (``--hypothesis-show-statistics``)."""
+    p = case.params
+    consensus_nonzero = any(ref["consensus_bits"])
+    event(f"yuma3={p.yuma3} liquid_alpha={p.liquid_alpha and p.yuma3} consensus_nonzero={consensus_nonzero}")
+    if p.yuma3 and p.liquid_alpha:
+        event(f"liquid alpha mode={p.liquid_alpha_consensus_mode} previous_given={case.previous_consensus is not None}")
+    event("zero-emission fallback to stake" if not any(ref["incentive_bits"]) and not any(ref["dividends_bits"])
+          else "incentive/dividends paid")
+    event(f"bonds_penalty={'0' if p.bonds_penalty == 0 else '1' if p.bonds_penalty == 65535 else 'mid'}")
+    if any(any(row) for row in ref["bonds"]):
+        event("new bonds nonzero")
 
 
 @settings(suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large], max_examples=15)
