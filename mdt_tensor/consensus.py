@@ -162,7 +162,7 @@ def _select_torch(values: Tensor, stake: Tensor, included: Tensor, minority: Ten
 # float64 (exact), their bit patterns order like the values (non-negative values) and the low 29
 # mantissa bits are zero, so the row index is simply OR-ed in.
 
-_BLOCK_ELEMENTS = 1 << 17
+_BLOCK_ELEMENTS = 1 << 16  # 256 columns of 256 rows: the transposed read stays in cache
 _EXCLUDED_FLOAT_KEY = 0x7FF0000000000000  # the bits of +inf: above every finite weight
 _pool: ThreadPoolExecutor | None = None
 _pool_lock = threading.Lock()
@@ -176,14 +176,21 @@ def _thread_pool() -> ThreadPoolExecutor:
         return _pool
 
 
+def _layout(rows: int) -> tuple[int, int, int]:
+    """``(group, chunks, padded)``: rows padded to ``chunks`` groups of ``group`` (about sqrt(V))."""
+    group = 1 << (max(rows - 1, 0).bit_length() + 1) // 2
+    chunks = -(-rows // group)
+    return group, chunks, group * chunks
+
+
 def _numpy_encoding(values: Tensor) -> tuple[str, int, int] | None:
     """How the CPU engine keys ``values``: ``(kind, offset, excluded_value_key)`` or None."""
-    rows = values.shape[-2]
-    row_bits = _row_bits(rows)
+    row_bits = _row_bits(_layout(values.shape[-2])[2])
     if values.dtype == torch.float32 and row_bits <= 29:
         return "float32", 0, _EXCLUDED_FLOAT_KEY
     if values.dtype == torch.int64 and values.numel():
-        low, high = int(values.min()), int(values.max())
+        array = values.numpy()  # CPU only: numpy's reductions do not contend for torch's threads
+        low, high = int(array.min()), int(array.max())
         span = high - low + 1
         if span.bit_length() + row_bits <= 62:
             return "int64", low, span << row_bits
@@ -201,30 +208,41 @@ def _median_block(
     stop: int,
     out: np.ndarray,
 ) -> None:
-    """Columns ``start:stop`` of one matrix ``values (V, N)``: sort keys, cumulate stake, pick."""
+    """Columns ``start:stop`` of one matrix ``values (V, N)``: sort keys, cumulate stake, pick.
+
+    ``stake`` is padded to the layout's row count with zeros and ``excluded_rows`` lists the
+    excluded and the padding rows. The cumulative stake is found in two levels (sums of groups of
+    about sqrt(V) ranks, then the ranks of the one group where the threshold is crossed): numpy's
+    float accumulate is slow, its reductions and these small scans are not.
+    """
     rows = values.shape[0]
-    row_bits = _row_bits(rows)
-    block = values[:, start:stop].T  # (columns, V), a strided view
+    group, chunks, padded = _layout(rows)
+    row_bits = _row_bits(padded)
     kind, offset, excluded_key = encoding
-    keys = np.empty(block.shape, dtype=np.int64)
-    row_index = np.arange(rows, dtype=np.int64)
+    width = stop - start
+    keys = np.empty((width, padded), dtype=np.int64)
+    head = keys[:, :rows]
+    block = values[:, start:stop].T  # (width, V), a strided view read in cache-sized blocks
     if kind == "float32":
-        np.copyto(keys.view(np.float64), block)  # exact widening; the low 29 bits are zero
+        np.copyto(head.view(np.float64), block)  # exact widening; the low 29 bits are zero
     else:
-        np.subtract(block, offset, out=keys)
-        np.left_shift(keys, row_bits, out=keys)
-    np.bitwise_or(keys, row_index, out=keys)
-    if excluded_rows.size:
-        keys[:, excluded_rows] = excluded_key | excluded_rows
+        np.subtract(block, offset, out=head)
+        np.left_shift(head, row_bits, out=head)
+    np.bitwise_or(keys, np.arange(padded, dtype=np.int64), out=keys)
+    keys[:, excluded_rows] = excluded_key | excluded_rows  # after every value, in row order
     keys.sort(axis=-1)
     np.bitwise_and(keys, (1 << row_bits) - 1, out=keys)  # now the row of each rank
-    cumulative = np.take(stake, keys)
-    np.cumsum(cumulative, axis=-1, out=cumulative)
-    thresholds = torch.full((keys.shape[0], 1), minority, dtype=torch.from_numpy(cumulative).dtype)
-    position = torch.searchsorted(torch.from_numpy(cumulative), thresholds, right=True).numpy()[:, 0]
+    ranked = np.take(stake, keys).reshape(width, chunks, group)
+    chunk_prefix = np.cumsum(ranked.sum(axis=-1), axis=-1)  # (width, chunks)
+    full = np.count_nonzero(chunk_prefix <= minority, axis=-1)  # groups entirely at or below
+    chunk = np.minimum(full, chunks - 1)
+    lanes = np.arange(width)
+    before = np.where(chunk > 0, chunk_prefix[lanes, chunk - 1], 0)
+    local = np.cumsum(ranked[lanes, chunk], axis=-1)
+    local += before[:, None]
+    position = chunk * group + np.count_nonzero(local <= minority, axis=-1)
     np.minimum(position, included_count - 1, out=position)
-    columns = np.arange(start, stop)
-    out[start:stop] = values[keys[columns - start, position], columns]
+    out[start:stop] = values[keys[lanes, position], start + lanes]
 
 
 def _select_numpy(values: Tensor, stake: Tensor, included: Tensor, minority: Tensor, encoding: tuple[str, int, int]) -> Tensor:
@@ -233,14 +251,18 @@ def _select_numpy(values: Tensor, stake: Tensor, included: Tensor, minority: Ten
     counts = included.sum(-1).tolist()
     if rows == 0 or columns == 0 or not any(counts):
         return out
-    values_np, stake_np, included_np, out_np = values.numpy(), stake.contiguous().numpy(), included.numpy(), out.numpy()
+    padded = _layout(rows)[2]
+    stake_np = np.zeros((batch, padded), dtype=stake.numpy().dtype)
+    stake_np[:, :rows] = stake.numpy()
+    values_np, included_np, out_np = values.numpy(), included.numpy(), out.numpy()
+    padding_rows = np.arange(rows, padded, dtype=np.int64)
     minority_list = minority.tolist()
-    step = max(1, min(columns, _BLOCK_ELEMENTS // max(rows, 1)))
+    step = max(1, min(columns, _BLOCK_ELEMENTS // padded))
     tasks = []
     for b in range(batch):  # blocks of columns of every matrix: the units of work of the pool
         if counts[b] == 0:
             continue
-        excluded_rows = np.flatnonzero(~included_np[b]).astype(np.int64)
+        excluded_rows = np.concatenate([np.flatnonzero(~included_np[b]), padding_rows]).astype(np.int64)
         for start in range(0, columns, step):
             tasks.append((values_np[b], stake_np[b], excluded_rows, counts[b], minority_list[b], encoding,
                           start, min(start + step, columns), out_np[b]))
@@ -299,7 +321,11 @@ def _check_finite_non_negative(tensor: Tensor, name: str) -> None:
         if tensor.numel() and not tensor.is_floating_point():
             check_non_negative(tensor, name)
         return
-    low, high = torch.aminmax(tensor)
+    if tensor.device.type == "cpu":
+        array = tensor.detach().numpy()
+        low, high = array.min(), array.max()
+    else:
+        low, high = torch.aminmax(tensor)
     if bool(low >= 0) and bool(high < math.inf):  # NaN fails both comparisons
         return
     check_not_nan(tensor, name)
