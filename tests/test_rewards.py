@@ -1,0 +1,384 @@
+"""apportion, split_emission, distribute_emission, sum_wei: against Python Fraction references."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+
+import mdt_tensor as mt
+from mdt_tensor import (
+    DTypeError,
+    ShapeError,
+    ValueRangeError,
+    WeightError,
+    WeiOverflowError,
+    apportion,
+    distribute_emission,
+    split_emission,
+    sum_wei,
+)
+from tests.helpers import ARRAY_KINDS, DEVICES, assert_kind, to_kind, to_numpy
+
+INT64_MAX = 2**63 - 1
+TOTALS = st.one_of(
+    st.sampled_from([0, 1, 10**9, 21 * 10**15, 2**53 + 1, INT64_MAX]),
+    st.integers(0, INT64_MAX),
+)
+
+
+def exact_shares(total: int, weights: list) -> list[Fraction]:
+    values = [Fraction(w) for w in weights]
+    weight_sum = sum(values)
+    return [total * v / weight_sum for v in values]
+
+
+def hamilton(total: int, weights: list) -> tuple[list[int], int]:
+    """Largest remainder, slowly and obviously: floors, then +1 by remainder, ties to the lower index."""
+    shares = exact_shares(total, weights)
+    parts = [s.numerator // s.denominator for s in shares]
+    left = total - sum(parts)
+    order = sorted(range(len(parts)), key=lambda i: (-(shares[i] - parts[i]), i))
+    for i in order[:left]:
+        parts[i] += 1
+    return parts, 0
+
+
+def floors(total: int, weights: list) -> tuple[list[int], int]:
+    parts = [s.numerator // s.denominator for s in exact_shares(total, weights)]
+    return parts, total - sum(parts)
+
+
+def assert_quota(total: int, weights: list, parts: list[int], slack: Fraction = Fraction(0)) -> None:
+    assert sum(parts) == total
+    for i, (p, share) in enumerate(zip(parts, exact_shares(total, weights))):
+        assert abs(p - share) < 1 + slack, (i, p, float(share))
+        if weights[i] == 0:
+            assert p == 0
+    order = sorted(range(len(weights)), key=lambda i: Fraction(weights[i]))
+    for lo, hi in zip(order, order[1:]):  # a larger weight never gets less
+        if Fraction(weights[hi]) > Fraction(weights[lo]):
+            assert parts[hi] >= parts[lo]
+
+
+def nonzero(values: list) -> bool:
+    return any(v != 0 for v in values)
+
+
+u16_rows = st.lists(st.integers(0, 65535), min_size=1, max_size=12).filter(nonzero)
+int64_rows = st.lists(st.integers(0, 2**62), min_size=1, max_size=8).filter(nonzero)
+f32_rows = st.lists(st.floats(0, 1, width=32), min_size=1, max_size=12).filter(nonzero)
+wide_rows = st.lists(
+    st.one_of(st.just(0.0), st.floats(1e-30, 1e30), st.floats(5e-324, 1e-307)), min_size=1, max_size=10
+).filter(nonzero)
+
+
+# ---------------------------------------------------------------------------------------------
+# exact paths: bit-identical to the Fraction reference
+
+
+@given(TOTALS, u16_rows, st.sampled_from(["largest_remainder", "floor"]))
+def test_u16_weights_match_the_fraction_reference(total: int, weights: list[int], method: str) -> None:
+    parts, dust = apportion(total, torch.tensor(weights, dtype=torch.int32), method=method)  # type: ignore[arg-type]
+    expected = hamilton(total, weights) if method == "largest_remainder" else floors(total, weights)
+    assert (parts.tolist(), int(dust)) == expected
+
+
+@given(TOTALS, f32_rows, st.sampled_from(["largest_remainder", "floor"]))
+def test_float32_weights_match_the_fraction_reference(total: int, weights: list[float], method: str) -> None:
+    tensor = torch.tensor(weights, dtype=torch.float32)
+    exact_weights = [float(x) for x in tensor]
+    parts, dust = apportion(total, tensor, method=method)  # type: ignore[arg-type]
+    if method == "largest_remainder":
+        assert parts.tolist() == hamilton(total, exact_weights)[0]
+        assert_quota(total, exact_weights, parts.tolist())
+    else:
+        # the double-double path (weights over a wide range) may round a floor up when the
+        # share lies within T * 2**-100 below an integer; everywhere else the floors are exact
+        got, expected = parts.tolist(), floors(total, exact_weights)[0]
+        assert all(g - e in (0, 1) for g, e in zip(got, expected))
+        assert int(dust) == total - sum(got)
+
+
+@given(TOTALS, int64_rows)
+def test_int64_weights_keep_the_quota_property(total: int, weights: list[int]) -> None:
+    parts, dust = apportion(total, torch.tensor(weights))
+    assert int(dust) == 0
+    assert_quota(total, weights, parts.tolist(), slack=Fraction(1, 2**30))
+
+
+# ---------------------------------------------------------------------------------------------
+# float weights over any range: the quota property w.r.t. the float values themselves
+
+
+@given(TOTALS, wide_rows)
+def test_wide_float64_weights_keep_the_quota_property(total: int, weights: list[float]) -> None:
+    parts, dust = apportion(total, torch.tensor(weights, dtype=torch.float64))
+    assert int(dust) == 0
+    assert_quota(total, weights, parts.tolist(), slack=Fraction(1, 2**30))
+
+
+@given(TOTALS, st.lists(st.floats(0, 3.0000000054977558e+38, width=32), min_size=1, max_size=10).filter(nonzero))
+def test_any_float32_weights_keep_the_quota_property(total: int, weights: list[float]) -> None:
+    tensor = torch.tensor(weights, dtype=torch.float32)
+    parts, _ = apportion(total, tensor)
+    assert_quota(total, [float(x) for x in tensor], parts.tolist(), slack=Fraction(1, 2**30))
+
+
+@given(
+    st.integers(1, 5),
+    st.integers(1, 9),
+    st.data(),
+    st.sampled_from(["largest_remainder", "floor"]),
+)
+def test_batch_equals_loop_of_single_rows(rows: int, n: int, data: st.DataObject, method: str) -> None:
+    kinds = data.draw(st.lists(st.sampled_from(["f32", "wide", "zero"]), min_size=rows, max_size=rows))
+    matrix = []
+    for kind in kinds:
+        if kind == "f32":
+            matrix.append(data.draw(st.lists(st.floats(0, 1, width=32), min_size=n, max_size=n)))
+        elif kind == "wide":
+            matrix.append(data.draw(st.lists(st.one_of(st.just(0.0), st.floats(1e-30, 1e30)), min_size=n, max_size=n)))
+        else:
+            matrix.append([0.0] * n)
+    totals = data.draw(st.lists(TOTALS, min_size=rows, max_size=rows))
+    weights = torch.tensor(matrix, dtype=torch.float64)
+    parts, dust = apportion(torch.tensor(totals), weights, method=method, zero_weights="dust")  # type: ignore[arg-type]
+    for i in range(rows):
+        row_parts, row_dust = apportion(totals[i], weights[i], method=method, zero_weights="dust")  # type: ignore[arg-type]
+        assert parts[i].tolist() == row_parts.tolist() and int(dust[i]) == int(row_dust)
+    # dim=0 holds the recipients along the first axis
+    parts_t, dust_t = apportion(torch.tensor(totals), weights.T, dim=0, method=method, zero_weights="dust")  # type: ignore[arg-type]
+    assert torch.equal(parts_t.T, parts) and torch.equal(dust_t, dust)
+
+
+def test_zero_weight_gets_zero_and_ties_go_to_the_lower_index() -> None:
+    parts, _ = apportion(5, torch.tensor([1.0, 0.0, 1.0, 1.0]))
+    assert parts.tolist() == [2, 0, 2, 1]
+    parts, _ = apportion(1, torch.tensor([0, 3, 3]))
+    assert parts.tolist() == [0, 1, 0]
+
+
+def test_floor_method_returns_the_chain_dust() -> None:
+    parts, dust = apportion(10, torch.tensor([1, 1, 1]), method="floor")
+    assert parts.tolist() == [3, 3, 3] and int(dust) == 1
+
+
+# ---------------------------------------------------------------------------------------------
+# extremes
+
+
+def test_total_int64_max_with_one_recipient() -> None:
+    for w in (torch.tensor([1.0]), torch.tensor([7]), torch.tensor([2**62 + 12345]), torch.tensor([1e-300], dtype=torch.float64)):
+        for method in ("largest_remainder", "floor"):
+            parts, dust = apportion(INT64_MAX, w, method=method)  # type: ignore[arg-type]
+            assert int(parts[0]) + int(dust) == INT64_MAX
+            if method == "largest_remainder" or w.dtype != torch.int64 or int(w[0]) < 2**59:
+                assert parts.tolist() == [INT64_MAX] and int(dust) == 0
+            else:  # int64 weights beyond 2**59 take the double-double path: a floor may be 1 short
+                assert int(parts[0]) >= INT64_MAX - 1
+
+
+def test_total_int64_max_over_many_weights() -> None:
+    weights = [3, 0, 65535, 1, 1, 2**20]
+    parts, _ = apportion(INT64_MAX, torch.tensor(weights))
+    assert parts.tolist() == hamilton(INT64_MAX, weights)[0]
+
+
+def test_weights_spanning_1e_minus_30_to_1e30() -> None:
+    weights = [1e-30, 1e30, 1.0, 1e-10, 0.0, 1e15]
+    for total in (10**18, INT64_MAX, 7):
+        parts, _ = apportion(total, torch.tensor(weights, dtype=torch.float64))
+        assert_quota(total, weights, parts.tolist(), slack=Fraction(1, 2**30))
+
+
+def test_subnormal_weights() -> None:
+    f32 = torch.tensor([1e-45, 2e-45, 0.0, 3e-45], dtype=torch.float32)  # float32 subnormals: exact
+    parts, _ = apportion(12, f32)
+    assert parts.tolist() == hamilton(12, [float(x) for x in f32])[0]
+    f64 = [5e-324, 1e-323, 1.0]
+    parts, _ = apportion(INT64_MAX, torch.tensor(f64, dtype=torch.float64))
+    assert_quota(INT64_MAX, f64, parts.tolist(), slack=Fraction(1, 2**30))
+
+
+def test_a_million_recipients() -> None:
+    gen = torch.Generator().manual_seed(0)
+    w = torch.rand(10**6, generator=gen)
+    total = 21 * 10**15
+    parts, dust = apportion(total, w)
+    assert int(dust) == 0 and int(parts.sum()) == total
+    # quota property in exact integers: float32 rand values are multiples of 2**-24
+    q = (w.double() * 2**24).long().numpy().astype(object)
+    q_sum = int(q.sum())
+    deviation = parts.numpy().astype(object) * q_sum - total * q  # (p - share) * Q
+    assert max(abs(int(x)) for x in deviation[:: 997]) < q_sum
+    assert int(np.abs((parts.numpy() - (total * w.double() / w.double().sum()).numpy()))[:].max()) <= 2
+
+
+# ---------------------------------------------------------------------------------------------
+# types, devices, errors
+
+
+@pytest.mark.parametrize("kind", ARRAY_KINDS)
+@pytest.mark.parametrize("device", DEVICES)
+def test_returns_the_callers_array_type(kind: str, device: str) -> None:
+    weights = to_kind(np.array([[1.0, 2.0, 3.0], [0.0, 1.0, 1.0]], dtype=np.float32), kind, device)
+    totals = to_kind(np.array([6, 5], dtype=np.int64), kind, device)
+    parts, dust = apportion(totals, weights)
+    assert_kind(parts, kind, device)
+    assert_kind(dust, kind, device)
+    assert to_numpy(parts).tolist() == [[1, 2, 3], [0, 3, 2]]
+
+
+@pytest.mark.cuda
+def test_cpu_and_cuda_give_the_same_bits() -> None:
+    gen = torch.Generator().manual_seed(1)
+    wide = torch.rand(64, 300, generator=gen, dtype=torch.float64) * torch.exp(torch.randn(64, 300, generator=gen) * 20)
+    totals = torch.randint(0, 2**62, (64,), generator=gen)
+    for weights in (torch.rand(64, 300, generator=gen), wide, torch.randint(0, 65536, (64, 300), generator=gen)):
+        for method in ("largest_remainder", "floor"):
+            cpu = apportion(totals, weights, method=method)  # type: ignore[arg-type]
+            gpu = apportion(totals.cuda(), weights.cuda(), method=method)  # type: ignore[arg-type]
+            assert torch.equal(cpu.parts, gpu.parts.cpu()) and torch.equal(cpu.dust, gpu.dust.cpu())
+
+
+@pytest.mark.parametrize(
+    "weights, match",
+    [([1.0, float("nan")], r"nan at index \(1,\)"), ([1.0, float("inf")], r"inf at index \(1,\)"),
+     ([1.0, -0.5], r"non-negative.*index \(1,\)")],
+)
+def test_bad_weights_are_named(weights: list[float], match: str) -> None:
+    with pytest.raises(ValueRangeError, match=match):
+        apportion(10, torch.tensor(weights))
+
+
+def test_argument_errors() -> None:
+    w = torch.tensor([1.0, 2.0])
+    with pytest.raises(ValueRangeError, match="non-negative"):
+        apportion(-1, w)
+    with pytest.raises(ValueRangeError, match=r"index \(1,\)"):
+        apportion(torch.tensor([1, -1]), torch.ones(2, 2))
+    with pytest.raises(WeiOverflowError):
+        apportion(2**63, w)
+    with pytest.raises(DTypeError, match="mdt_to_wei"):
+        apportion(torch.tensor(1.5), w)
+    with pytest.raises(DTypeError):
+        apportion(10, torch.tensor([True, False]))
+    with pytest.raises(ShapeError, match=r"\(\*\)"):
+        apportion(torch.tensor([1, 2, 3]), torch.ones(2, 2))
+    with pytest.raises(ShapeError):
+        apportion(10, w, dim=1)
+    with pytest.raises(ValueRangeError, match="method"):
+        apportion(10, w, method="hare")  # type: ignore[arg-type]
+
+
+def test_all_zero_rows_need_a_policy() -> None:
+    weights = torch.tensor([[1.0, 1.0], [0.0, 0.0]])
+    with pytest.raises(WeightError, match=r"row \(1,\).*zero_weights"):
+        apportion(torch.tensor([4, 5]), weights)
+    parts, dust = apportion(torch.tensor([4, 5]), weights, zero_weights="dust")
+    assert parts.tolist() == [[2, 2], [0, 0]] and dust.tolist() == [0, 5]
+    parts, dust = apportion(torch.tensor([4, 5]), weights, zero_weights="even")
+    assert parts.tolist() == [[2, 2], [3, 2]] and dust.tolist() == [0, 0]
+    with pytest.raises(WeightError):
+        apportion(5, torch.zeros(0))
+
+
+def test_input_weights_are_not_modified() -> None:
+    w = torch.tensor([1e-300, 1.0, 3.5], dtype=torch.float64)
+    before = w.clone()
+    apportion(10, w)
+    assert torch.equal(w, before)
+
+
+# ---------------------------------------------------------------------------------------------
+# emission
+
+
+@pytest.mark.parametrize(
+    "total, split, expected",
+    [(25, 5, [5, 5, 5, 5, 5]), (10, 4, [4, 2, 2, 2]), (19, [3450, 6899, 10348, 17247, 27594], [1, 2, 3, 5, 8])],
+)
+def test_split_emission_chain_vectors(total: int, split: object, expected: list[int]) -> None:
+    split_arg = torch.tensor(split) if isinstance(split, list) else split
+    assert split_emission(total, split_arg).tolist() == expected  # type: ignore[arg-type]
+
+
+@given(st.integers(0, INT64_MAX), st.lists(st.integers(0, 65535), min_size=1, max_size=8))
+def test_split_emission_matches_the_chain_rule(total: int, split: list[int]) -> None:
+    if sum(split) > 65535:
+        split = [s * 65535 // sum(split) for s in split]
+    parts = split_emission(total, torch.tensor(split)).tolist()
+    expected = [total * s // 65535 for s in split]
+    expected[0] += total - sum(expected)
+    assert parts == expected
+
+
+def test_split_emission_batched_and_errors() -> None:
+    out = split_emission(torch.tensor([10, 19]), torch.tensor([3450, 6899, 10348, 17247, 27594]))
+    assert out.tolist()[1] == [1, 2, 3, 5, 8] and out.sum(-1).tolist() == [10, 19]
+    with pytest.raises(ValueRangeError):
+        split_emission(10, torch.tensor([70000]))
+    with pytest.raises(ValueRangeError, match="65535"):
+        split_emission(10, torch.tensor([65535, 65535]))
+    with pytest.raises(ValueRangeError):
+        split_emission(10, 0)
+
+
+@given(
+    st.integers(0, 10**18),
+    st.lists(st.tuples(st.integers(0, 65535), st.integers(0, 65535)), min_size=1, max_size=8).filter(
+        lambda pairs: any(a or b for a, b in pairs)
+    ),
+)
+def test_distribute_emission_is_exact(emission: int, pairs: list[tuple[int, int]]) -> None:
+    incentive = [a for a, _ in pairs]
+    dividends = [b for _, b in pairs]
+    out = distribute_emission(emission, torch.tensor(incentive), torch.tensor(dividends))
+    expected = hamilton(emission, incentive + dividends)[0]
+    assert out.server.tolist() + out.validator.tolist() == expected and int(out.dust) == 0
+    chain = distribute_emission(emission, torch.tensor(incentive), torch.tensor(dividends), method="floor")
+    floored = floors(emission, incentive + dividends)
+    assert chain.server.tolist() + chain.validator.tolist() == floored[0] and int(chain.dust) == floored[1]
+
+
+def test_distribute_emission_fifty_fifty_and_batch() -> None:
+    incentive = torch.tensor([[0.5, 0.5, 0.0], [1.0, 0.0, 0.0]])
+    dividends = torch.tensor([[0.0, 0.25, 0.75], [0.0, 0.0, 1.0]])
+    out = distribute_emission(torch.tensor([1000, 7]), incentive, dividends)
+    assert out.server.tolist() == [[250, 250, 0], [4, 0, 0]]
+    assert out.validator.tolist() == [[0, 125, 375], [0, 0, 3]]
+    assert (out.server.sum(-1) + out.validator.sum(-1)).tolist() == [1000, 7]
+
+
+def test_distribute_emission_without_weights_pays_validators_by_stake() -> None:
+    zeros = torch.zeros(3)
+    out = distribute_emission(100, zeros, zeros, active_stake=torch.tensor([0.0, 0.0, 0.0]), stake=torch.tensor([1.0, 3.0, 0.0]))
+    assert out.server.tolist() == [0, 0, 0] and out.validator.tolist() == [25, 75, 0]
+    out = distribute_emission(100, zeros, zeros, active_stake=torch.tensor([1.0, 0.0, 1.0]), stake=torch.tensor([1.0, 3.0, 0.0]))
+    assert out.validator.tolist() == [50, 0, 50]
+    with pytest.raises(WeightError, match="active_stake"):
+        distribute_emission(100, zeros, zeros)
+
+
+def test_distribute_emission_errors() -> None:
+    with pytest.raises(ShapeError):
+        distribute_emission(1, torch.ones(3), torch.ones(2))
+    with pytest.raises(DTypeError):
+        distribute_emission(1, torch.ones(3), torch.ones(3, dtype=torch.int64))
+    with pytest.raises(ValueRangeError):
+        distribute_emission(1, torch.tensor([1.0, float("nan")]), torch.ones(2))
+
+
+def test_sum_wei_guards_overflow_and_names_the_row() -> None:
+    assert sum_wei(torch.tensor([[2**62, 2**62 - 1], [-5, 3]])).tolist() == [INT64_MAX, -2]
+    with pytest.raises(WeiOverflowError, match=r"\(1,\)"):
+        sum_wei(torch.tensor([[1, 2], [2**62, 2**62]]))
+    with pytest.raises(WeiOverflowError):
+        sum_wei(np.array([-(2**62), -(2**62), -1]))
+    assert isinstance(sum_wei(np.array([[1, 2]])), np.ndarray)
+    assert mt.sum_wei(torch.tensor([[1, 2], [3, 4]]), dim=0).tolist() == [4, 6]
