@@ -16,11 +16,13 @@ import pytest
 
 from tests.yuma_reference import (
     ONE32,
+    ChainSim,
     RefParams,
     exp_safe,
     fixed_exp,
     fixed_proportion_to_u16,
     liquid_alpha_sigmoid,
+    max_upscale_u16,
     mul,
     reference_epoch,
     safe_div,
@@ -44,54 +46,7 @@ def fixed_f64(v: float) -> int:
     return round(Fraction(v) * ONE32)
 
 
-def round_away(x: int) -> int:
-    """I32F32 ``round()`` (ties away from zero) of non-negative bits, returned as an integer."""
-    return (x + (ONE32 >> 1)) >> 32
-
-
-def max_upscale_u16(values: list[int]) -> list[int]:
-    """``vec_u16_max_upscale_to_u16`` (what ``set_weights`` stores), I32F32 arithmetic."""
-    u16_max = 65535 << 32
-    vec = [v << 32 for v in values]
-    top = max(vec)
-    if top == 0:
-        return [min(mul(e, u16_max) >> 32, 65535) for e in vec]
-    if top > (32768 << 32):
-        return [min(round_away(mul(e, safe_div(u16_max, top))), 65535) for e in vec]
-    return [min(round_away(safe_div(mul(e, u16_max), top)), 65535) for e in vec]
-
-
-class Chain:
-    """A tiny stand-in for the storage the chain's epoch tests mutate between epochs."""
-
-    def __init__(self, n: int, stake: list[int], registered_at: int, params: RefParams, owner_uid: int = -1):
-        self.n = n
-        self.stake = list(stake)
-        self.params = params
-        self.owner_uid = owner_uid
-        self.weights = [[0] * n for _ in range(n)]
-        self.present = [[False] * n for _ in range(n)]
-        self.last_update = [0] * n
-        self.registered = [registered_at] * n
-        self.permits = [False] * n
-        self.bonds = [[0] * n for _ in range(n)]
-        self.block = registered_at
-
-    def set_weights(self, uid: int, dests: list[int], values: list[int]) -> None:
-        self.weights[uid] = [0] * self.n
-        self.present[uid] = [False] * self.n
-        for j, v in zip(dests, max_upscale_u16(values)):
-            self.weights[uid][j] = v
-            self.present[uid][j] = True
-        self.last_update[uid] = self.block
-
-    def epoch(self, emission: int = 10**9) -> dict:
-        out = reference_epoch(self.weights, self.stake, self.last_update, self.registered, self.permits,
-                              self.bonds, self.block, self.owner_uid, self.params, emission,
-                              weights_present=self.present)
-        self.permits = out["validator_permit"]
-        self.bonds = out["bonds"]
-        return out
+Chain = ChainSim
 
 
 # --------------------------------------------------------------------------------------------------
@@ -106,6 +61,15 @@ def test_fixed_point_rounding_rules() -> None:
     assert safe_div(1 << 62, 1) == 0  # overflow -> default (checked_div(..).unwrap_or_default())
     assert fixed_proportion_to_u16(ONE32) == 65535
     assert u16_proportion_to_fixed(65535) == ONE32
+
+
+def test_max_upscale_matches_set_weights_storage() -> None:
+    """Rows the chain's test traces show ``set_weights`` storing."""
+    assert max_upscale_u16([16383, 32767, 49149, 65535]) == [16383, 32767, 49149, 65535]
+    assert max_upscale_u16([32767, 32767]) == [65535, 65535]
+    assert max_upscale_u16([65535, 0]) == [65535, 0]
+    assert max_upscale_u16([127] * 3) == [65535] * 3
+    assert max_upscale_u16([0, 0]) == [0, 0]
 
 
 def test_ten_equal_stakes_pay_99_999_999() -> None:
@@ -316,8 +280,10 @@ def test_bonds_original_yuma_matches_chain_test_bonds() -> None:
             assert [chain.bonds[i][col] for i in range(4)] == expected, block
         if block in schedule:  # weights set after this epoch, in the same block
             chain.set_weights(*schedule[block])
+    # The trace's last "emaB" (after max-upscale), stored: 0.1123638137, 0.2525234516, 0.7499351487, 1.
+    assert [chain.bonds[i][7] for i in range(4)] == [7363, 16549, 49150, 65535]
     # Spec B.5: a stored 49151 drifts to 49150, then 49149, ... while its weights stay unchanged.
-    assert out["bonds"][2][4] == 49146
+    assert chain.bonds[2][4] == 49146  # inputs were 49151, 49151, 49151, 49150, 49149, 49148, 49147
 
 
 def test_bonds_zero_consensus_falls_back_to_active_stake() -> None:
@@ -333,6 +299,35 @@ def test_bonds_zero_consensus_falls_back_to_active_stake() -> None:
     assert out["consensus"] == [0] * n and out["incentive"] == [0] * n
     assert out["validator_emission"] == [99999999, 199999999, 299999999, 399999999, 0, 0, 0, 0]
     assert out["server_emission"] == [0] * n
+
+
+def test_active_stake_matches_chain_test_active_stake() -> None:
+    """``tests/epoch/active_stake.rs::test_active_stake``: validators drop out past the activity cutoff."""
+    n = 4
+    chain = Chain(n, [1] * n, registered_at=0, params=RefParams(tempo=1, max_allowed_validators=n))
+    chain.epoch()  # block 0: sets the permits
+    chain.block = 1
+    for uid in range(2):
+        chain.set_weights(uid, [2, 3], [65535 // 2] * 2)
+    out = chain.epoch()
+    assert out["dividends"][:2] == [32767, 32767]
+    assert out["emission"] == [250_000_000] * n
+    for i in range(2):
+        assert chain.bonds[i] == [0, 0, 65535, 65535]
+
+    chain.block = 5002  # activity_cutoff + 2: uid 1's weights (block 1) are now inactive
+    chain.set_weights(0, [2, 3], [65535 // 2] * 2)
+    out = chain.epoch()
+    assert out["dividends"][0] == 36044 and out["emission"][0] == 274_999_999
+    assert out["dividends"][1] == 29490 and out["emission"][1] == 224_999_999
+    assert chain.bonds[0][2:] == [65535, 65535] and chain.bonds[1][2:] == [53619, 53619]
+
+    chain.set_weights(1, [2, 3], [65535 // 2] * 2)
+    chain.block = 5003
+    out = chain.epoch()
+    assert out["dividends"][0] == 35716 and out["emission"][0] == 272_501_132
+    assert out["dividends"][1] == 29818 and out["emission"][1] == 227_498_866
+    assert chain.bonds[0][2:] == [65535, 65535] and chain.bonds[1][2:] == [54712, 54712]
 
 
 # --------------------------------------------------------------------------------------------------

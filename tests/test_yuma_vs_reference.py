@@ -29,7 +29,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 import mdt_tensor as mt
-from tests.yuma_reference import RefParams, reference_epoch
+from tests.yuma_reference import ChainSim, RefParams, reference_epoch
 
 yuma = getattr(mt, "yuma", None)
 if yuma is None or not all(hasattr(yuma, name) for name in ("epoch", "SubnetState", "YumaParams")):
@@ -281,6 +281,50 @@ def test_exact_epoch_defaults_on_a_fixed_subnet() -> None:
     ref = case.reference()
     assert ref["emission"] == [49999998, 99999999, 150000000, 200000001, 49998779, 100000610, 149996337, 200004272]
     _assert_exact(_run([case]), ref, case)
+
+
+def _checked_epoch(*args: Any) -> dict:
+    """``reference_epoch``'s signature: run both implementations, assert equal bits, return the reference."""
+    case = Case(*args)
+    ref = case.reference()
+    _assert_exact(_run([case]), ref, case)
+    return ref
+
+
+def test_chain_test_bonds_replayed_through_the_tensor_epoch() -> None:
+    """``tests/epoch/bonds.rs::test_bonds`` (8 epochs, original Yuma), both implementations in lockstep."""
+    n = 8
+    chain = ChainSim(n, [1, 2, 3, 4, 0, 0, 0, 0], 0, RefParams(tempo=1, max_allowed_validators=n),
+                     epoch_fn=_checked_epoch)
+    chain.epoch()
+    chain.block = 1
+    for uid in range(4):
+        chain.set_weights(uid, [4, 5, 6, 7], [16383, 32767, 49149, 65535])
+    schedule = {1: (0, [0], [65535]), 2: (1, [1], [65535]), 3: (2, [2], [65535]), 4: (2, [7], [65535])}
+    for block in range(1, 9):
+        chain.block = block
+        chain.epoch()
+        if block in schedule:
+            chain.set_weights(*schedule[block])
+    assert [chain.bonds[i][7] for i in range(4)] == [7363, 16549, 49150, 65535]  # the trace's last emaB
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_chain_yuma3_liquid_alpha_scenario_replayed_through_the_tensor_epoch(mode: str) -> None:
+    """``tests/epoch/yuma_3.rs::test_yuma_3_kappa_moves_first`` in lockstep, for each consensus mode."""
+    params = RefParams(tempo=1, bonds_penalty=65535 if mode == "auto" else 0, bonds_moving_average=975_000,
+                       kappa=32767, liquid_alpha=True, alpha_low=6553, alpha_high=19660, yuma3=True,
+                       max_allowed_validators=3, liquid_alpha_consensus_mode=mode)
+    chain = ChainSim(5, [8, 1, 1, 0, 0], 1, params, epoch_fn=_checked_epoch)
+    chain.block = 2
+    chain.epoch()
+    schedule = {0: [[65535, 0]] * 3, 1: [[0, 65535], [65535, 0], [65535, 0]],
+                2: [[0, 65535], [0, 65535], [65535, 0]], 3: [[0, 65535]] * 3}
+    for epoch_index in range(6):
+        for uid, row in enumerate(schedule.get(epoch_index, [])):
+            chain.set_weights(uid, [3, 4], row)
+        chain.block += 1
+        chain.epoch()
 
 
 # --------------------------------------------------------------------------------------------------

@@ -703,5 +703,68 @@ def reference_epoch(weights: list[list[int]], stake: list[int], last_update: lis
     }
 
 
-__all__ = ["RefParams", "reference_epoch", "weighted_median", "weighted_median_col_sparse", "fixed_exp",
+# --------------------------------------------------------------------------------------------------
+# Storage stand-in for replaying the chain's multi-epoch tests
+# --------------------------------------------------------------------------------------------------
+
+
+def max_upscale_u16(values: list[int]) -> list[int]:
+    """``vec_u16_max_upscale_to_u16``, what ``set_weights`` stores: ``round(v * 65535 / max)`` in I32F32
+    (``round`` ties away from zero); ``v * (65535 / max)`` when ``max > 32768``."""
+    u16_max = from_int(U16_MAX)
+    vec = [from_int(v) for v in values]
+    top = max(vec, default=0)
+
+    def rounded(x: int) -> int:
+        return clamp((x + (ONE32 >> 1)) >> FRAC32, 0, U16_MAX)
+
+    if top == 0:
+        return [to_u16_saturating(mul(e, u16_max)) for e in vec]
+    if top > from_int(32768):
+        return [rounded(mul(e, safe_div(u16_max, top))) for e in vec]
+    return [rounded(safe_div(mul(e, u16_max), top)) for e in vec]
+
+
+class ChainSim:
+    """The storage a chain epoch test mutates between epochs (weights, last update, permits, bonds).
+
+    ``epoch_fn`` has ``reference_epoch``'s signature; tests of other implementations pass their own.
+    """
+
+    def __init__(self, n: int, stake: list[int], registered_at: int, params: RefParams, owner_uid: int = -1,
+                 epoch_fn=None):
+        self.n = n
+        self.stake = list(stake)
+        self.params = params
+        self.owner_uid = owner_uid
+        self.weights = [[0] * n for _ in range(n)]
+        self.present = [[False] * n for _ in range(n)]
+        self.last_update = [0] * n
+        self.registered = [registered_at] * n
+        self.permits = [False] * n
+        self.bonds = [[0] * n for _ in range(n)]
+        self.previous_consensus: list[int] | None = None
+        self.block = registered_at
+        self.epoch_fn = epoch_fn or reference_epoch
+
+    def set_weights(self, uid: int, dests: list[int], values: list[int]) -> None:
+        """``set_weights`` (no checks): the row is replaced by the max-upscaled values, zeros stored."""
+        self.weights[uid] = [0] * self.n
+        self.present[uid] = [False] * self.n
+        for j, v in zip(dests, max_upscale_u16(values)):
+            self.weights[uid][j] = v
+            self.present[uid][j] = True
+        self.last_update[uid] = self.block
+
+    def epoch(self, emission: int = 10**9) -> dict:
+        out = self.epoch_fn(self.weights, self.stake, self.last_update, self.registered, self.permits, self.bonds,
+                            self.block, self.owner_uid, self.params, emission, self.previous_consensus,
+                            self.present)
+        self.permits = out["validator_permit"]
+        self.bonds = out["bonds"]
+        self.previous_consensus = out["consensus"]
+        return out
+
+
+__all__ = ["RefParams", "reference_epoch", "ChainSim", "max_upscale_u16", "weighted_median", "weighted_median_col_sparse", "fixed_exp",
            "exp_safe", "liquid_alpha_sigmoid", "fixed_proportion_to_u16", "u16_proportion_to_fixed"]
