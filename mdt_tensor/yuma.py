@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import dataclasses
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -229,7 +229,7 @@ class EpochResult:
 # =============================================================================== arithmetic
 
 
-def _mul_fx(a: Tensor, b: Tensor) -> Tensor:
+def _mul_fx(a: Tensor, b: Tensor | int) -> Tensor:
     """I32F32 ``a * b`` = ``floor(a * b / 2**32)`` on raw bits, without a 128-bit product.
 
     ``a = ah * 2**16 + al`` with ``0 <= al < 2**16``; then ``floor(a*b / 2**32) =
@@ -239,20 +239,32 @@ def _mul_fx(a: Tensor, b: Tensor) -> Tensor:
     return ((a >> 16) * b + (((a & _LOW16) * b) >> 16)) >> 16
 
 
-def _div_fx(a: Tensor, c: Tensor, *, a_small: bool = False) -> Tensor:
-    """The chain's ``safe_div`` for non-negative bits: ``floor(a * 2**32 / c)``, 0 where ``c == 0``.
+def _mul_fx_const(a: Tensor, c: int) -> Tensor:
+    """I32F32 ``a * c`` for a constant ``0 <= c <= 2**32`` and ``|a| <= 2**33``: ``floor(a * c / 2**32)``.
 
-    With ``a_small`` (``a < 2**31``) one division; otherwise two 16-bit steps of long division,
-    valid for ``0 <= a, c < 2**47``. Truncation and floor agree on non-negative operands.
+    One product when ``c < 2**30`` (``|a * c| < 2**63``); otherwise ``c`` is split into 16-bit
+    halves, which is cheaper than splitting the tensor.
     """
-    safe = torch.where(c > 0, c, torch.ones_like(c))
+    if c < 1 << 30:
+        return (a * c) >> _FRAC
+    return (a * (c >> 16) + ((a * (c & _LOW16)) >> 16)) >> 16
+
+
+def _div_fx(a: Tensor, c: Tensor, *, a_small: bool = False) -> Tensor:
+    """The chain's ``safe_div`` for non-negative bits: ``floor(a * 2**32 / c)``.
+
+    Callers guarantee ``a == 0`` wherever ``c == 0`` (a normalisation by a zero sum), so the
+    divisor is replaced by 1 there and the result is the chain's 0. With ``a_small``
+    (``a < 2**31``) one division; otherwise two 16-bit steps of long division, valid for
+    ``0 <= a, c < 2**47``. Truncation and floor agree on non-negative operands.
+    """
+    safe = c.clamp(min=1)
     if a_small:
-        out = torch.div(a << _FRAC, safe, rounding_mode="floor")
-    else:
-        high = torch.div(a << 16, safe, rounding_mode="floor")
-        rest = (a << 16) - high * safe
-        out = (high << 16) + torch.div(rest << 16, safe, rounding_mode="floor")
-    return torch.where(c > 0, out, torch.zeros_like(out))
+        return torch.div(a << _FRAC, safe, rounding_mode="floor")
+    shifted = a << 16
+    high = torch.div(shifted, safe, rounding_mode="floor")
+    rest = (shifted - high * safe) << 16
+    return (high << 16) + torch.div(rest, safe, rounding_mode="floor")
 
 
 def _mul_wei(share: Tensor, total: Tensor) -> Tensor:
@@ -317,13 +329,12 @@ def _apportion(total: Tensor, weights: Tensor, *, largest_remainder: bool, weigh
 
 def _normalize_exact(x: Tensor, dim: int = -1) -> Tensor:
     """The chain's ``inplace_normalize`` on non-negative bits (a zero sum leaves ``x`` unchanged)."""
-    total = x.sum(dim, keepdim=True)
-    return torch.where(total > 0, _div_fx(x, total), x)
+    return _div_fx(x, x.sum(dim, keepdim=True))  # a zero sum means x is all zero: 0 stays 0
 
 
 def _normalize_float(x: Tensor, dim: int = -1) -> Tensor:
     total = x.sum(dim, keepdim=True)
-    return torch.where(total > 0, x / torch.where(total > 0, total, torch.ones_like(total)), x)
+    return x / torch.where(total > 0, total, torch.ones_like(total))  # a zero sum: x is all zero
 
 
 class _Exact:
@@ -341,7 +352,11 @@ class _Exact:
         return (num << _FRAC) // den
 
     def mul(self, a: Tensor, b: Tensor) -> Tensor:
+        """Put the smaller (broadcast) operand first: the limb split happens on it."""
         return _mul_fx(a, b)
+
+    def mul_const(self, a: Tensor, c: int) -> Tensor:
+        return _mul_fx_const(a, c)
 
     def div(self, a: Tensor, c: Tensor, *, a_small: bool = False) -> Tensor:
         return _div_fx(a, c, a_small=a_small)
@@ -350,8 +365,8 @@ class _Exact:
         return _normalize_exact(x, dim)
 
     def to_u16(self, x: Tensor) -> Tensor:
-        """``fixed_proportion_to_u16``: ``floor(x * 65535)`` saturated to [0, 65535]."""
-        return ((x.clamp(0, 2 * _ONE) * _U16_MAX) >> _FRAC).clamp_(0, _U16_MAX)
+        """``fixed_proportion_to_u16``: ``floor(x * 65535)`` saturated to [0, 65535] (for ``0 <= x <= 2**47``)."""
+        return ((x * _U16_MAX) >> _FRAC).clamp_(0, _U16_MAX)
 
     def u16_proportion(self, x: Tensor) -> Tensor:
         """``I32F32::from(u16) / I32F32::from(65535)``."""
@@ -362,10 +377,10 @@ class _Exact:
 
     def sigmoid_alpha(self, diff: Tensor, steep_div: int, low: int, high: int) -> Tensor:
         """``alpha_low + sigmoid * (alpha_high - alpha_low)``, clamped, exactly as ``alpha_sigmoid``."""
-        exponent = _mul_fx(diff - (_ONE >> 1), torch.full_like(diff, steep_div))
+        exponent = _mul_fx(diff - (_ONE >> 1), steep_div)  # |steep_div| < 2**41: fits the split
         e = fx_exp_safe(exponent)  # the chain's exp_safe: input clamped to [-20, 20]
         sigmoid = _reciprocal_one_plus(e)
-        alpha = low + _mul_fx(sigmoid, torch.full_like(sigmoid, high - low))
+        alpha = low + _mul_fx_const(sigmoid, high - low)
         return alpha.clamp(low, high)
 
 
@@ -385,8 +400,11 @@ class _Float:
     def mul(self, a: Tensor, b: Tensor) -> Tensor:
         return a * b
 
+    def mul_const(self, a: Tensor, c: float) -> Tensor:
+        return a * c
+
     def div(self, a: Tensor, c: Tensor, *, a_small: bool = False) -> Tensor:
-        return torch.where(c > 0, a / torch.where(c > 0, c, torch.ones_like(c)), torch.zeros_like(a))
+        return a / torch.where(c > 0, c, torch.ones_like(c))  # callers: a == 0 where c == 0
 
     def normalize(self, x: Tensor, dim: int = -1) -> Tensor:
         return _normalize_float(x, dim)
@@ -625,14 +643,14 @@ def _weighted_median_cols(weights: Tensor, stake: Tensor, kappa: int | float, op
     candidates = stake > 0
     stake = ops.normalize(torch.where(candidates, stake, torch.zeros_like(stake)))
     sentinel = -1 if ops.exact else -1.0
-    columns = torch.where(candidates.unsqueeze(-1), weights, torch.full_like(weights, sentinel))
+    columns = torch.where(candidates.unsqueeze(-1), weights, sentinel)
     columns = columns.transpose(-1, -2).contiguous()  # (b, cols, rows)
     values, order = torch.sort(columns, dim=-1, descending=True)
-    reached = torch.gather(stake.unsqueeze(1).expand_as(order), -1, order).cumsum(-1) >= kappa
-    first = reached.to(torch.uint8).argmax(-1, keepdim=True)
+    cumulative = torch.gather(stake.unsqueeze(1).expand_as(order), -1, order).cumsum(-1)
+    # The cumulative stake never decreases, so the first index reaching kappa is a count.
+    first = (cumulative < kappa).sum(-1, keepdim=True)
     count = candidates.sum(-1).view(-1, 1, 1)
-    last = (count - 1).clamp(min=0).expand(-1, values.shape[1], 1)
-    index = torch.where(reached[..., -1:], first, last)
+    index = torch.where(first < values.shape[-1], first, (count - 1).clamp(min=0))  # none reached: the minimum
     median = torch.gather(values, -1, index).squeeze(-1)
     return torch.where(count.squeeze(-1) > 0, median, torch.zeros_like(median))
 
@@ -716,18 +734,24 @@ def _epoch_core(x: _Inputs, p: YumaParams, emission: Tensor, ops: _Exact | _Floa
     ranks = ops.mul(active_stake.unsqueeze(-1), clipped).sum(-2)
     incentive = ops.normalize(ranks)
 
-    # 12. weights for bonds: W + beta * (clipped - W); cells the sparse path keeps.
+    # 12. weights for bonds: W + beta * (clipped - W).
     beta = ops.const_ratio(p.bonds_penalty, _U16_MAX)
     if beta == 0:
-        bond_weights, bond_present = weights, present
+        bond_weights = weights
     elif beta == ops.one:
         bond_weights = clipped
-        bond_present = present & ~((weights > consensus.unsqueeze(-2)) & (consensus.unsqueeze(-2) <= 0))
     else:
-        bond_weights = weights + ops.mul(torch.full_like(weights, beta), clipped - weights)
-        bond_present = bond_weights > 0
-    if not sparse:
-        bond_present = torch.ones_like(present)
+        bond_weights = weights + ops.mul_const(clipped - weights, beta)
+
+    def bond_present() -> Tensor:
+        """The cells the sparse path keeps in W-tilde (only the liquid-alpha EMA can tell)."""
+        if not sparse:
+            return torch.ones_like(present)
+        if beta == 0:
+            return present
+        if beta == ops.one:  # col_clip_sparse drops W > C where C <= 0
+            return present & ~((weights > consensus.unsqueeze(-2)) & (consensus.unsqueeze(-2) <= 0))
+        return bond_weights > 0  # interpolate_sparse keeps positive cells only
 
     # 13. bonds and dividends.
     last_tempo = (x.block - p.tempo).clamp(min=0)
@@ -738,7 +762,7 @@ def _epoch_core(x: _Inputs, p: YumaParams, emission: Tensor, ops: _Exact | _Floa
         bonds = ops.u16_proportion(stored_bonds)
         ema = _yuma3_ema(bond_weights, bond_present, bonds, consensus, x, p, ops, ema_alpha)
         ema_norm = ops.normalize(ema, dim=-2)
-        per_validator = ops.mul(ema_norm, incentive.unsqueeze(-2)).sum(-1)
+        per_validator = ops.mul(incentive.unsqueeze(-2), ema_norm).sum(-1)
         dividends = ops.normalize(ops.mul(per_validator, active_stake))
         stored = ema
     else:
@@ -746,11 +770,10 @@ def _epoch_core(x: _Inputs, p: YumaParams, emission: Tensor, ops: _Exact | _Floa
             bonds = ops.div(stored_bonds, stored_bonds.sum(-2, keepdim=True), a_small=True)
         else:
             bonds = ops.normalize(stored_bonds.to(ops.dtype), dim=-2)
-        delta = ops.normalize(ops.mul(bond_weights, active_stake.unsqueeze(-1)), dim=-2)
-        one_minus = ops.one - ema_alpha
-        ema = ops.mul(torch.full_like(delta, ema_alpha), delta) + ops.mul(torch.full_like(bonds, one_minus), bonds)
-        ema = ops.normalize(ema.clamp(min=0), dim=-2)
-        dividends = ops.normalize(ops.mul(ema, incentive.unsqueeze(-2)).sum(-1))
+        delta = ops.normalize(ops.mul(active_stake.unsqueeze(-1), bond_weights), dim=-2)
+        ema = ops.mul_const(delta, ema_alpha) + ops.mul_const(bonds, ops.one - ema_alpha)
+        ema = ops.normalize(ema, dim=-2)  # both terms are >= 0: nothing to drop
+        dividends = ops.normalize(ops.mul(incentive.unsqueeze(-2), ema).sum(-1))
         col_max = ema.amax(-2, keepdim=True)
         stored = ops.div(ema, col_max) if ops.exact else torch.where(col_max > 0, ema / col_max.clamp(min=1e-300), ema)
 
@@ -785,7 +808,7 @@ def _epoch_core(x: _Inputs, p: YumaParams, emission: Tensor, ops: _Exact | _Floa
 
 def _yuma3_ema(
     weights: Tensor,
-    present: Tensor,
+    present: Callable[[], Tensor],
     bonds: Tensor,
     consensus: Tensor,
     x: _Inputs,
@@ -794,10 +817,7 @@ def _yuma3_ema(
     ema_alpha: int | float,
 ) -> Tensor:
     """Yuma 3 bonds EMA (``compute_bonds_sparse``): scalar alpha, or liquid alpha per cell."""
-    plain = ops.mul(torch.full_like(weights, ema_alpha), weights) + ops.mul(
-        torch.full_like(bonds, ops.one - ema_alpha), bonds
-    )
-    plain = plain.clamp(min=0)
+    plain = ops.mul_const(weights, ema_alpha) + ops.mul_const(bonds, ops.one - ema_alpha)  # both >= 0
     if not p.liquid_alpha:
         return plain
     mode = p.liquid_alpha_consensus_mode
@@ -819,7 +839,7 @@ def _yuma3_ema(
     alpha = ops.sigmoid_alpha(torch.where(weights >= bonds, buy, sell), steep_div, low, high)
     decayed = ops.mul(one - alpha, bonds)
     liquid = (decayed + ops.mul(alpha, weights).clamp(min=0)).clamp(max=one)
-    liquid = torch.where(present, liquid, torch.zeros_like(liquid)).clamp(min=0)
+    liquid = torch.where(present(), liquid, 0).clamp(min=0)
     use_liquid = (reference != 0).any(-1).view(-1, 1, 1)
     return torch.where(use_liquid, liquid, plain)
 
