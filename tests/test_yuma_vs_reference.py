@@ -225,6 +225,13 @@ def _assert_exact(result: Any, ref: dict, case: Case, index: tuple = ()) -> None
 
     for name in U16_FIELDS + WEI_FIELDS:
         assert got(name) == ref[name], f"{name}: {got(name)} != reference {ref[name]}\n{case}"
+    assert got("stake_weight") == ref["stake_weight"], f"stake_weight\n{case}"
+    for name in ("consensus", "incentive", "dividends", "validator_trust", "stake", "active_stake"):
+        key = "stake_weight_float" if name == "stake" else f"{name}_float"
+        floats = (_field(result, key)[index] if index else _field(result, key)).tolist()
+        bits = ref[f"{name}_bits"]
+        assert floats == [b / 2**32 for b in bits], f"{key}: {floats} != {[b / 2**32 for b in bits]}\n{case}"
+    assert got("active") == [not x for x in ref["inactive"]], f"active\n{case}"
     assert got("bonds") == ref["bonds"], f"bonds: {got('bonds')} != reference {ref['bonds']}\n{case}"
     assert got("validator_permit") == ref["validator_permit"], f"validator_permit\n{case}"
     dust = _ints(_field(result, "dust")[index] if index else _field(result, "dust"))
@@ -384,6 +391,8 @@ def test_exact_payout_hands_out_the_dust(case: Case) -> None:
     if total_share == 0:
         return  # nothing to apportion (no stake at all): there is no share to follow
     assert sum(server) + sum(validator) == case.emission, f"{sum(server) + sum(validator)} != {case.emission}"
+    assert _ints(_field(result, "emission")) == [a + b for a, b in zip(server, validator)]
+    assert int(_field(result, "dust")) == 0
     # The I32F32 proportions lose < 1 ulp each, so the shares fall short of E by less than 2n ulps * E.
     slack = Fraction(2 * len(server) * case.emission, 1 << 32)
     for got, share in zip(server + validator, shares_s + shares_v):
