@@ -23,6 +23,7 @@ this core; only the key encoding and the stake dtype (float64 or exact int64 I32
 from __future__ import annotations
 
 import math
+import os
 import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -168,6 +169,14 @@ _pool: ThreadPoolExecutor | None = None
 _pool_lock = threading.Lock()
 
 
+def _forget_pool_after_fork() -> None:
+    global _pool
+    _pool = None  # the parent's worker threads do not exist in a forked child
+
+
+os.register_at_fork(after_in_child=_forget_pool_after_fork)
+
+
 def _thread_pool() -> ThreadPoolExecutor:
     global _pool
     with _pool_lock:
@@ -288,6 +297,21 @@ def _select(values: Tensor, stake: Tensor, included: Tensor, minority: Tensor) -
 _FORCE_TORCH_ENGINE = False
 
 
+def _broadcast(*shapes: tuple[int, ...]) -> torch.Size:
+    """``np.broadcast_shapes`` as a ``torch.Size`` (``torch.broadcast_shapes`` imports sympy on first use)."""
+    return torch.Size(np.broadcast_shapes(*shapes))
+
+
+def _kappa_batch(batch: torch.Size, kappa_shape: torch.Size) -> torch.Size:
+    try:
+        return _broadcast(batch, kappa_shape)
+    except ValueError:
+        raise ShapeError(
+            f"Expected `kappa` to broadcast against the batch dimensions {tuple(batch)}, but it has shape "
+            f"{tuple(kappa_shape)}."
+        ) from None
+
+
 def _batch_shapes(weights: Tensor, stakes: Tensor, weights_name: str, stakes_name: str) -> torch.Size:
     check_ndim(weights, weights_name, 2, "(*, V, N)")
     check_ndim(stakes, stakes_name, 1, "(*, V)")
@@ -297,8 +321,8 @@ def _batch_shapes(weights: Tensor, stakes: Tensor, weights_name: str, stakes_nam
             f"`{weights_name}` {tuple(weights.shape)}), but got shape {tuple(stakes.shape)}."
         )
     try:
-        return torch.broadcast_shapes(weights.shape[:-2], stakes.shape[:-1])
-    except RuntimeError:
+        return _broadcast(weights.shape[:-2], stakes.shape[:-1])
+    except ValueError:
         raise ShapeError(
             f"Expected the leading dimensions of `{weights_name}` {tuple(weights.shape)} and "
             f"`{stakes_name}` {tuple(stakes.shape)} to broadcast, but they do not."
@@ -407,7 +431,8 @@ def weighted_median(
     # stakes then sum exactly, and so do thresholds that land exactly on a partial sum.
     total = positive.sum(-1)
     minority = total - k * total
-    out = _run_core(w, positive, included, minority.expand(torch.broadcast_shapes(minority.shape, batch)), batch)
+    batch = _kappa_batch(batch, minority.shape)
+    out = _run_core(w, positive, included, minority.expand(batch), batch)
     return origin.wrap(origin.restore_float(out))
 
 
@@ -469,7 +494,8 @@ def weighted_median_fixed(
     positive = torch.where(included, s, torch.zeros_like(s))
     share = fx_normalize(positive) if renormalize else positive
     minority = share.sum(-1) - k
-    out = _run_core(w, share, included, minority.expand(torch.broadcast_shapes(minority.shape, batch)), batch)
+    batch = _kappa_batch(batch, minority.shape)
+    out = _run_core(w, share, included, minority.expand(batch), batch)
     return origin.wrap(out)
 
 
@@ -500,8 +526,8 @@ def clip_to_consensus(weights: Array, consensus: Array) -> Array:
             f"{tuple(w.shape)}), but got shape {tuple(c.shape)}."
         )
     try:
-        torch.broadcast_shapes(w.shape[:-2], c.shape[:-1])
-    except RuntimeError:
+        _broadcast(w.shape[:-2], c.shape[:-1])
+    except ValueError:
         raise ShapeError(
             f"Expected the leading dimensions of `weights` {tuple(w.shape)} and `consensus` "
             f"{tuple(c.shape)} to broadcast, but they do not."

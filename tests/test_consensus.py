@@ -328,6 +328,18 @@ def test_weights_broadcast_over_stake_batches() -> None:
         assert torch.equal(got[b], mt.weighted_median(weights, stakes[b]))
 
 
+def test_kappa_per_batch_broadcasts() -> None:
+    weights = torch.rand(6, 9, generator=torch.Generator().manual_seed(1))
+    stakes = torch.rand(6, generator=torch.Generator().manual_seed(2))
+    kappas = torch.tensor([0.0, 0.5, 1.0])
+    got = mt.weighted_median(weights, stakes, kappas)
+    assert got.shape == (3, 9)
+    for i, kappa in enumerate(kappas.tolist()):
+        assert torch.equal(got[i], mt.weighted_median(weights, stakes, kappa))
+    with pytest.raises(ShapeError, match="kappa"):
+        mt.weighted_median(weights.expand(2, 6, 9), stakes, kappas)
+
+
 def test_stakes_broadcast_over_leading_dims() -> None:
     weights = torch.rand(5, 6, 9, generator=torch.Generator().manual_seed(1))
     stakes = torch.rand(6, generator=torch.Generator().manual_seed(2))
