@@ -23,6 +23,14 @@ Hand-written mechanisms, and why a library call did not serve:
   Python loop over positions is what made the original slow. The EMA is computed in float64 as a
   weighted cumulative sum inside blocks short enough that the weights stay far from overflow,
   with each block's start taken from the previous block's end (see the function for the bound).
+* **Logarithm on CPU** (:func:`_log2_`): torch 2.13's CPU ``log``/``log2`` run at about 1 ns
+  per element, numpy's SIMD ``log2`` about 4x faster, and the logarithm is the cost of the
+  entropy. On CPU the entropy's ``log2`` runs in place through numpy on the same memory (no
+  copy); on other devices ``torch.log2_``. Both give the correctly rounded-to-an-ulp result and
+  the tests compare them.
+* **Row blocks** (:func:`_rows_per_block`): multi-pass formulas (entropy, EMA) run over blocks of
+  about 4 MiB of rows on CPU so that every pass after the first reads from cache; the loop is
+  over blocks (numel / 2**18 iterations), each iteration a batched torch call.
 * **Top-k with deterministic ties** (:func:`top_k_weights`): ``torch.topk`` does not specify
   which of several equal values it returns, and a stable full sort is several times slower. The
   k-th largest value from ``torch.topk`` is the threshold; rows that hold more copies of it than
@@ -72,8 +80,12 @@ SparseFormat = Literal["coo", "torch", "dict"]
 _NUMPY_DTYPES = {torch.float32: np.float32, torch.float64: np.float64, torch.float16: np.float16}
 #: Below this many bytes the page-fault cost of a fresh torch buffer does not matter.
 _HUGE_PAGE_BYTES = 1 << 21
+#: Row blocks of about this size keep multi-pass formulas in cache on CPU (see _rows_per_block).
+_BLOCK_BYTES = 1 << 22
 #: Moving averages up to this window width sum directly (avg_pool1d); wider ones use a float64 cumsum.
 _DIRECT_WINDOW_MAX = 33
+#: Group width of the two-stage top-k selection (see _top_k_plus_one).
+_TOPK_GROUP = 8
 #: EMA blocks are cut so that (1 - alpha) ** block <= 2 ** -_EMA_BLOCK_BITS (see _ema_last).
 _EMA_BLOCK_BITS = 200
 
@@ -174,11 +186,19 @@ def _check_int(value: Any, name: str, low: int, high: int | None = None) -> int:
 def _rows_last(w: Tensor, dim: int) -> tuple[Tensor, tuple[int, ...]]:
     """``w`` with ``dim`` moved last and flattened to ``(R, L)``, plus the moved shape."""
     moved = w.movedim(dim, -1)
-    return moved.reshape(-1, moved.shape[-1]), tuple(moved.shape)
+    return moved.reshape(math.prod(moved.shape[:-1]), moved.shape[-1]), tuple(moved.shape)
 
 
 def _rows_back(rows: Tensor, moved_shape: tuple[int, ...], dim: int) -> Tensor:
     return rows.reshape(moved_shape).movedim(-1, dim)
+
+
+def _rows_per_block(rows: Tensor) -> int:
+    """How many rows of ``(R, N)`` make a cache-sized block on CPU (all of them elsewhere)."""
+    if rows.device.type != "cpu":
+        return max(1, rows.shape[0])
+    return max(1, _BLOCK_BYTES // max(1, rows.shape[1] * rows.element_size()))
+
 
 
 # --------------------------------------------------------------------------------------------
@@ -239,38 +259,43 @@ def normalize_weights(
     result, out_target = _out_buffer(out, w, origin)
     if w.numel() == 0:
         return _finish(result, origin, out, out_target)
-    # Every degenerate denominator is replaced by inf: finite / inf == 0, so such rows become zeros
-    # without a separate masking pass. The row statistics propagate NaN/inf, so they double as
-    # the finiteness check.
+    _normalize_into(w, result, method, dim, validate)
+    return _finish(result, origin, out, out_target)
+
+
+def _normalize_into(w: Tensor, out: Tensor, method: str, dim: int, validate: bool) -> None:
+    """Normalize ``w`` along ``dim`` into ``out`` (which may be ``w``).
+
+    The row statistics propagate NaN/inf, so they double as the finiteness check (run before
+    anything is written). Every degenerate denominator is replaced by inf: finite / inf == 0, so
+    such rows become zeros without a masking pass.
+    """
     inf = torch.tensor(math.inf, dtype=w.dtype, device=w.device)
     if method == "sum":
         total = w.sum(dim, keepdim=True)
         if validate:
             _check_finite(w, "weights", total)
-        torch.div(w, torch.where(total == 0, inf, total), out=result)
-    elif method == "max":
+        torch.div(w, torch.where(total == 0, inf, total), out=out)
+        return
+    if method == "max":
         largest = torch.maximum(w.amax(dim, keepdim=True), w.amin(dim, keepdim=True).neg_())
         if validate:
             _check_finite(w, "weights", largest)
-        torch.div(w, torch.where(largest == 0, inf, largest), out=result)
-    elif method == "minmax":
-        low = w.amin(dim, keepdim=True)
-        span = w.amax(dim, keepdim=True) - low
-        if validate:
-            _check_finite(w, "weights", span)
-        torch.sub(w, low, out=result).div_(torch.where(span == 0, inf, span))
-    else:
-        low = w.amin(dim, keepdim=True)
-        high = w.amax(dim, keepdim=True)
-        if validate:
-            _check_finite(w, "weights", high - low)
-        # Two-pass population std (mean, then the norm of the centred row): accurate, and much
-        # faster on CPU than torch.var_mean's Welford loop. A constant row (max == min) is
-        # degenerate even where the computed mean is off by an ulp.
-        centred = torch.sub(w, w.mean(dim, keepdim=True), out=result)
-        std = torch.linalg.vector_norm(centred, dim=dim, keepdim=True).div_(math.sqrt(w.shape[dim]))
-        centred.div_(torch.where((high == low) | (std == 0), inf, std))
-    return _finish(result, origin, out, out_target)
+        torch.div(w, torch.where(largest == 0, inf, largest), out=out)
+        return
+    low = w.amin(dim, keepdim=True)
+    span = w.amax(dim, keepdim=True).sub_(low)
+    if validate:
+        _check_finite(w, "weights", span)
+    if method == "minmax":
+        torch.sub(w, low, out=out).div_(torch.where(span == 0, inf, span))
+        return
+    # Two-pass population std (mean, then the norm of the centred row): accurate, and much faster
+    # on CPU than torch.var_mean's Welford loop. A constant row (max == min) is degenerate even
+    # where the computed mean is off by an ulp.
+    centred = torch.sub(w, w.mean(dim, keepdim=True), out=out)
+    std = torch.linalg.vector_norm(centred, dim=dim, keepdim=True).div_(math.sqrt(w.shape[dim]))
+    centred.div_(torch.where((span == 0) | (std == 0), inf, std))
 
 
 # --------------------------------------------------------------------------------------------
@@ -682,34 +707,38 @@ def _ema_last(rows: Tensor, alpha: float) -> Tensor:
     device = rows.device
     block = min(length, max(1, math.ceil(_EMA_BLOCK_BITS * math.log(2) / -math.log(beta))))
     num_blocks = -(-length // block)
-    buffer = _empty((num_rows, num_blocks * block), torch.float64, device)
-    buffer[:, length:].zero_()  # causal: the padding at the end changes nothing before it
-    x = buffer[:, :length].copy_(rows)
-    scale = None
-    if rows.dtype == torch.float64:
-        # Exact power-of-two scaling per row to max |x| <= 1, so beta**-j * x cannot overflow.
-        # (float32 and promoted inputs are below 2**128: no scaling needed.)
-        largest = torch.maximum(x.amax(-1, keepdim=True), x.amin(-1, keepdim=True).neg_())
-        scale = torch.ldexp(torch.ones_like(largest), -torch.frexp(largest).exponent)
-        x.mul_(scale)
-    first = x[:, :1].clone()
-    blocks = buffer.view(num_rows, num_blocks, block)
     offset = torch.arange(block, dtype=torch.float64, device=device)
     beta_t = torch.tensor(beta, dtype=torch.float64, device=device)
     growth = torch.pow(beta_t, -offset)  # beta ** -j
-    decay = torch.pow(beta_t, offset)  # beta ** i
-    blocks.mul_(growth).cumsum_(-1)  # c_i = sum_{j<=i} beta**-j x_j, per block
-    # s_i = alpha beta**i (c_i + (beta / alpha) s_start), s_start = the previous block's last value
-    # (alpha beta**(C-1) c_last of that block), or x_0 for the first block.
-    start = torch.empty(num_rows, num_blocks, 1, dtype=torch.float64, device=device)
-    start[:, :1] = first.unsqueeze(-1).mul_(beta / alpha)
-    start[:, 1:] = blocks[:, :-1, -1:] * (beta * decay[-1])
-    blocks.add_(start)
-    blocks.mul_(decay * alpha)
-    if scale is not None:  # float64: undo the scaling in place, no conversion needed
-        return buffer[:, :length].div_(scale)
-    # (separate same-dtype passes: torch's mixed-dtype elementwise ops are ~5x slower on CPU)
-    return _empty((num_rows, length), rows.dtype, device).copy_(buffer[:, :length])
+    coefficient = torch.pow(beta_t, offset).mul_(alpha)  # alpha beta ** i
+    carry = beta**block
+    result = _empty((num_rows, length), rows.dtype, device)
+    step = max(1, _rows_per_block(rows) // 2)  # the float64 buffer is twice as wide
+    buffer = torch.empty(min(step, num_rows), num_blocks * block, dtype=torch.float64, device=device)
+    buffer[:, length:].zero_()  # causal: padding at the end changes nothing before it
+    for first in range(0, num_rows, step):
+        count = min(step, num_rows - first)
+        work = buffer[:count]
+        x = work[:, :length].copy_(rows[first : first + count])
+        scale = None
+        if rows.dtype == torch.float64:
+            # Exact power-of-two scaling per row to max |x| <= 1, so beta**-j * x cannot overflow
+            # (float32 and promoted inputs are below 2**128: no scaling needed).
+            largest = torch.maximum(x.amax(-1, keepdim=True), x.amin(-1, keepdim=True).neg_())
+            scale = torch.ldexp(torch.ones_like(largest), -torch.frexp(largest).exponent)
+            x.mul_(scale)
+        blocks = work.view(count, num_blocks, block).mul_(growth)
+        # c_i = (beta / alpha) s_start + sum_{j<=i} beta**-j x_j, then s_i = alpha beta**i c_i.
+        # s_start: x_0 for the first block (so its first element becomes x_0 / alpha), else the
+        # previous block's last value without its own start: alpha beta**(C-1) * (its sum).
+        previous = blocks[:, :-1].sum(-1)
+        blocks[:, 0, 0].div_(alpha)
+        blocks[:, 1:, 0].add_(previous.mul_(carry))
+        blocks.cumsum_(-1).mul_(coefficient)
+        if scale is not None:
+            x.div_(scale)
+        result[first : first + count].copy_(x)
+    return result
 
 
 # --------------------------------------------------------------------------------------------
@@ -757,37 +786,71 @@ def top_k_weights(
         check_not_nan(w, "weights")
     if k == size or w.numel() == 0:
         return origin.wrap(origin.restore_float(w.clone()))
-    result = torch.full_like(w, fill) if w.numel() * w.element_size() < _HUGE_PAGE_BYTES else _empty_like(w).fill_(fill)
-    if k == 0:
-        return origin.wrap(origin.restore_float(result))
-    # The k + 1 largest, sorted: the k-th and (k+1)-th differ unless the row has a tie at the
-    # boundary; then the top-k set is unique and topk's first k indices are it, whatever order
-    # topk gave equal values. Only rows with a boundary tie are recomputed.
-    values, indices = torch.topk(w, k + 1, dim=dim, largest=True, sorted=True)
-    result.scatter_(dim, indices.narrow(dim, 0, k), values.narrow(dim, 0, k))
-    ambiguous = values.select(dim, k - 1) == values.select(dim, k)
-    if bool(ambiguous.any()):
-        _resolve_ties(w, result, ambiguous, values.narrow(dim, k - 1, 1), k, dim, fill)
-    return origin.wrap(origin.restore_float(result))
-
-
-def _resolve_ties(w: Tensor, result: Tensor, ambiguous: Tensor, threshold: Tensor, k: int, dim: int, fill: float) -> None:
-    """Recompute the rows flagged ``ambiguous``: keep ``w > t``, then the first ``k - #(w > t)`` of ``w == t``."""
     rows, moved_shape = _rows_last(w, dim)
-    flags = ambiguous.reshape(-1)
-    picked = rows[flags]
-    t = threshold.movedim(dim, -1).reshape(-1, 1)[flags]
-    free = k - (picked > t).sum(-1, keepdim=True)
+    result = _empty_like(rows).fill_(fill)
+    if k > 0:
+        # The k + 1 largest, sorted: unless the k-th and (k+1)-th are equal (a tie at the
+        # boundary), the top-k set is unique and the first k indices are it, whatever order topk
+        # gave equal values. Only rows with a boundary tie are recomputed.
+        values, indices = _top_k_plus_one(rows, k)
+        result.scatter_(1, indices[:, :k], values[:, :k])
+        ambiguous = values[:, k - 1] == values[:, k]
+        if bool(ambiguous.any()):
+            _resolve_ties(rows, result, ambiguous, values[:, k - 1 : k], k, fill)
+    return origin.wrap(origin.restore_float(_rows_back(result, moved_shape, dim)))
+
+
+def _top_k_plus_one(rows: Tensor, k: int) -> tuple[Tensor, Tensor]:
+    """The ``k + 1`` largest values of every row of ``(R, N)`` (sorted, descending) and their indices.
+
+    For long rows a two-stage selection replaces one ``torch.topk`` over N (slow on CPU): split
+    each row into G strided groups of ``_TOPK_GROUP`` elements, keep the ``k + 1`` groups with
+    the largest maxima (L is the smallest of those maxima), run topk over their members plus
+    the few leftover tail elements. Every element outside the kept groups is at most L, and the
+    kept groups hold at least ``k + 1`` elements >= L, so the ``k + 1`` largest *values* are
+    found exactly; every element strictly above the (k+1)-th value is a candidate, so when the
+    k-th and (k+1)-th values differ the top-k *indices* are exact too (boundary ties are
+    resolved by the caller).
+    """
+    num_rows, size = rows.shape
+    keep = k + 1
+    width = _TOPK_GROUP
+    groups = size // width
+    if groups < 4 * keep:
+        return torch.topk(rows, keep, dim=1, largest=True, sorted=True)
+    body = rows[:, : width * groups].unflatten(1, (width, groups))  # body[r, m, g] = rows[r, m * G + g]
+    _, best = torch.topk(body.amax(1), keep, dim=1, largest=True, sorted=False)  # (R, k+1)
+    members = best.unsqueeze(1).expand(num_rows, width, keep)
+    candidates = body.gather(2, members).reshape(num_rows, width * keep)
+    offsets = torch.arange(width, device=rows.device).mul_(groups).view(1, width, 1)
+    positions = (members + offsets).reshape(num_rows, width * keep)
+    tail = size - width * groups
+    if tail:
+        candidates = torch.cat([candidates, rows[:, width * groups :]], 1)
+        tail_positions = torch.arange(width * groups, size, device=rows.device).expand(num_rows, tail)
+        positions = torch.cat([positions, tail_positions], 1)
+    values, chosen = torch.topk(candidates, keep, dim=1, largest=True, sorted=True)
+    return values, positions.gather(1, chosen)
+
+
+def _resolve_ties(rows: Tensor, result: Tensor, ambiguous: Tensor, threshold: Tensor, k: int, fill: float) -> None:
+    """Recompute the ``ambiguous`` rows of ``(R, N)``: keep ``w > t``, then the first ``k - #(w > t)`` of ``w == t``."""
+    picked = rows[ambiguous]
+    t = threshold[ambiguous]
+    above = picked > t
     equal = picked == t
-    keep = (picked > t) | (equal & (torch.cumsum(equal, -1) <= free))
-    fixed = torch.where(keep, picked, torch.tensor(fill, dtype=w.dtype, device=w.device))
-    out_rows = result.movedim(dim, -1)
-    if out_rows.is_contiguous():
-        out_rows.reshape(-1, out_rows.shape[-1])[flags] = fixed
-    else:  # dim != -1: write back through the moved view
-        flat = out_rows.reshape(-1, out_rows.shape[-1]).clone()
-        flat[flags] = fixed
-        out_rows.copy_(flat.reshape(moved_shape))
+    free = k - above.sum(-1, keepdim=True)
+    keep = above | (equal & (torch.cumsum(equal, -1) <= free))
+    result[ambiguous] = torch.where(keep, picked, torch.tensor(fill, dtype=rows.dtype, device=rows.device))
+
+
+def _log2_(t: Tensor) -> Tensor:
+    """``t.log2_()`` for positive finite ``t``; on CPU through numpy's SIMD ufunc (see module docstring)."""
+    if t.device.type == "cpu" and t.dtype in (torch.float32, torch.float64) and t.is_contiguous():
+        array = t.numpy()
+        np.log2(array, out=array)
+        return t
+    return t.log2_()
 
 
 def compute_weight_entropy(weights: Array, *, dim: int = -1, validate: bool = True) -> Array:
@@ -817,15 +880,29 @@ def compute_weight_entropy(weights: Array, *, dim: int = -1, validate: bool = Tr
     dim = normalize_dim(dim, w.ndim)
     if validate:
         _check_finite(w, "weights")
-    # H = log S - sum(x log x) / S with x = max(w, 0), S = sum(x). log(max(w, tiny)) is log(x)
-    # for every normal positive x and finite elsewhere, so x * log(...) is 0 where x is 0 (the
-    # arithmetic form is several times faster on CPU than xlogy/entr).
-    positive = torch.clamp_min(w, 0, out=_empty_like(w))
-    total = positive.sum(dim)
-    logs = torch.clamp_min(w, torch.finfo(w.dtype).tiny, out=_empty_like(w)).log_()
-    weighted_log = logs.mul_(positive).sum(dim)
+    # H = ln 2 (log2 S - sum(x log2 x) / S) with x = max(w, 0), S = sum(x). log2(max(w, tiny)) is
+    # log2(x) for every normal positive x and finite elsewhere, so x * log2(...) is 0 where x is 0 (this
+    # arithmetic form is several times faster on CPU than xlogy/entr). The passes run block by
+    # block of rows so that each block is read from memory once (see _rows_per_block).
+    rows, moved_shape = _rows_last(w, dim)
+    num_rows, size = rows.shape
+    total = torch.empty(num_rows, dtype=w.dtype, device=w.device)
+    weighted_log = torch.empty(num_rows, dtype=w.dtype, device=w.device)
+    step = _rows_per_block(rows)
+    positive_buffer = torch.empty(min(step, num_rows), size, dtype=w.dtype, device=w.device)
+    log_buffer = torch.empty_like(positive_buffer)
+    tiny = torch.finfo(w.dtype).tiny
+    for start in range(0, num_rows, step):
+        block = rows[start : start + step]
+        count = block.shape[0]
+        positive = torch.clamp_min(block, 0, out=positive_buffer[:count])
+        torch.sum(positive, -1, out=total[start : start + count])
+        logs = _log2_(torch.clamp_min(block, tiny, out=log_buffer[:count]))
+        torch.bmm(positive.unsqueeze(1), logs.unsqueeze(2), out=weighted_log[start : start + count].view(count, 1, 1))
+    total = total.reshape(moved_shape[:-1])
+    weighted_log = weighted_log.reshape(moved_shape[:-1])
     safe_total = torch.where(total > 0, total, torch.ones_like(total))
-    entropy = (safe_total.log() - weighted_log / safe_total).clamp_min_(0)
+    entropy = (safe_total.log2() - weighted_log / safe_total).mul_(math.log(2)).clamp_min_(0)
     return origin.wrap(origin.restore_float(entropy))
 
 

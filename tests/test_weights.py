@@ -512,3 +512,57 @@ def test_cuda_validation_and_ties_match_cpu() -> None:
         bad = w.clone()
         bad[3, 5] = math.nan
         mt.normalize_weights(bad.cuda())
+
+
+# ----------------------------------------------------------------------------- internal fast paths
+
+
+@st.composite
+def long_tied_rows(draw: st.DrawFn) -> tuple[np.ndarray, int]:
+    """Rows long enough for the two-stage top-k (N >= 32 (k + 1)), with many ties, any tail length."""
+    k = draw(st.integers(1, 5))
+    size = draw(st.integers(32 * (k + 1), 32 * (k + 1) + 40))
+    levels = draw(st.sampled_from([[0.0, 1.0], [0.0, 0.5, 1.0, 2.0], [-1.0, 3.0]]))
+    rows = draw(st.integers(1, 3))
+    array = draw(arrays(np.float32, (rows, size), elements=st.one_of(st.sampled_from(levels), st.floats(-2, 2, width=32))))
+    return array, k
+
+
+@given(data=long_tied_rows())
+def test_two_stage_top_k_matches_reference(data: tuple[np.ndarray, int]) -> None:
+    array, k = data
+    expected = per_row(lambda r: ref_top_k(r, k, 0.0), array, -1)
+    np.testing.assert_array_equal(mt.top_k_weights(array, k), expected.astype(np.float32))
+    np.testing.assert_array_equal(mt.top_k_weights(array.T.copy(), k, dim=0), expected.T.astype(np.float32))
+
+
+@pytest.mark.parametrize("block_bytes", [1, 64, 1 << 22])
+def test_row_blocks_give_the_same_results(monkeypatch: pytest.MonkeyPatch, block_bytes: int) -> None:
+    import mdt_tensor.weights as weights_module
+
+    monkeypatch.setattr(weights_module, "_BLOCK_BYTES", block_bytes)
+    rng = np.random.default_rng(3)
+    array = rng.random((3, 5, 37)) - 0.2
+    for dtype in FLOAT_DTYPES:
+        sample = array.astype(dtype)
+        np.testing.assert_allclose(mt.compute_weight_entropy(sample), per_row(ref_entropy, sample, -1, reduces=True), rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(mt.smooth_weights(sample, 3, "exponential"), per_row(lambda r: ref_ema(r, 3), sample, -1), **tolerance(dtype))
+
+
+def test_numpy_log2_path_matches_torch() -> None:
+    from mdt_tensor.weights import _log2_
+
+    values = torch.rand(1000, dtype=torch.float64) * 10 + 1e-300
+    for dtype in (torch.float32, torch.float64):
+        x = values.to(dtype)
+        through_numpy = _log2_(x.clone())
+        through_torch = _log2_(x.clone().unsqueeze(1).expand(-1, 2)[:, 0])  # non-contiguous: torch path
+        torch.testing.assert_close(through_numpy, through_torch, rtol=2 * torch.finfo(dtype).eps, atol=0)
+        torch.testing.assert_close(through_numpy, torch.log2(x), rtol=2 * torch.finfo(dtype).eps, atol=0)
+
+
+def test_in_place_normalize_reports_the_original_nan_index() -> None:
+    w = torch.tensor([[0.5, 0.5, 1.0], [0.25, math.nan, 0.25]])
+    with pytest.raises(mt.ValueRangeError, match=r"index \(1, 1\)"):
+        mt.normalize_weights(w, out=w)
+    assert w[0].tolist() == [0.5, 0.5, 1.0]  # nothing written
