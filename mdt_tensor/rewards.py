@@ -241,19 +241,23 @@ def _exact_shares(totals: Tensor, q: Tensor, q_bits: int) -> tuple[Tensor, Tenso
     sum_bits = bit_length(row_sum)
     divisor = row_sum.clamp(min=1)[:, None]
     whole = torch.div(totals, divisor[:, 0], rounding_mode="floor")[:, None]
-    part = (totals[:, None] - whole * divisor)
+    part = totals[:, None] - whole * divisor
     digit_bits = 62 - sum_bits
     steps = -(-max(q_bits, 1) // digit_bits)
-    quotient: Tensor | None = None
-    remainder: Tensor | None = None
-    for step in reversed(range(steps)):
+    mask = (1 << digit_bits) - 1
+    # most significant digit first; it needs no mask because q < 2**q_bits
+    top_shift = (steps - 1) * digit_bits
+    remainder = (q >> top_shift if top_shift else q) * part
+    quotient = torch.div(remainder, divisor, rounding_mode="floor")
+    remainder.addcmul_(quotient, -divisor)  # in [0, Q)
+    for step in reversed(range(steps - 1)):
         shift = step * digit_bits
-        digit = q if steps == 1 else (q >> shift) & ((1 << digit_bits) - 1)
-        t = digit * part if remainder is None else remainder.bitwise_left_shift_(digit_bits).add_(digit * part)
-        d = torch.div(t, divisor, rounding_mode="floor")
-        remainder = t.addcmul_(d, -divisor)  # t - d * Q: in [0, Q)
-        quotient = d if quotient is None else quotient.bitwise_left_shift_(digit_bits).add_(d)
-    assert quotient is not None and remainder is not None
+        digit = (q >> shift).bitwise_and_(mask) if shift else q & mask
+        # remainder * 2**k + digit * b < Q * 2**k + Q * 2**k <= 2**63
+        remainder.bitwise_left_shift_(digit_bits).addcmul_(digit, part)
+        d = torch.div(remainder, divisor, rounding_mode="floor")
+        remainder.addcmul_(d, -divisor)
+        quotient.bitwise_left_shift_(digit_bits).add_(d)
     return quotient.addcmul_(q, whole), remainder, row_sum
 
 
@@ -307,22 +311,24 @@ def _largest_keys(buckets: Tensor, keys: Tensor, counts: Tensor) -> Tensor:
     """Mask of the ``counts[b]`` largest keys of each row; equal keys go to the lower index.
 
     A full sort would cost far more than the rest of :func:`apportion`, so this is a one-level
-    radix select: ``buckets`` (int64 in ``[-1, 2**_BUCKET_BITS)``, monotone in the key; -1 is
-    never chosen) are histogrammed per row, the bucket holding the cut is found from the
-    cumulative counts, everything above it is taken, and only the keys inside that one bucket
-    are sorted (stably, so ties keep index order).
+    radix select: ``buckets`` (int64 in ``[0, 2**_BUCKET_BITS)``, non-decreasing in the key) are
+    histogrammed per row, the bucket holding the cut is found from the cumulative counts,
+    everything above it is taken, and only the keys inside that one bucket are sorted (stably,
+    so equal keys keep index order). Integer counting is exact, so the result does not depend
+    on the order of the (atomic, on CUDA) histogram updates.
     """
     rows, n = buckets.shape
-    width = (1 << _BUCKET_BITS) + 1
-    column = buckets + 1 if rows == 1 else buckets + (torch.arange(rows, device=buckets.device) * width + 1)[:, None]
-    histogram = torch.bincount(column.reshape(-1), minlength=rows * width).reshape(rows, width)
-    at_or_above = histogram.flip(-1).cumsum(-1).flip(-1)  # [r, c]: elements in columns >= c
-    cut = (at_or_above >= counts[:, None]).sum(-1) - 1  # the column holding the counts[r]-th largest
-    taken_above = torch.cat([at_or_above, torch.zeros_like(at_or_above[:, :1])], dim=-1).gather(-1, (cut + 1)[:, None])[:, 0]
-    need = counts - taken_above
-    cut_bucket = (cut - 1)[:, None]
-    chosen = buckets > cut_bucket
-    row_ids, col_ids = (buckets == cut_bucket).nonzero(as_tuple=True)
+    width = 1 << _BUCKET_BITS
+    column = buckets if rows == 1 else buckets + (torch.arange(rows, device=buckets.device) * width)[:, None]
+    ones = torch.ones(1, dtype=torch.int64, device=buckets.device).expand(rows * n)
+    histogram = torch.zeros(rows * width, dtype=torch.int64, device=buckets.device)
+    histogram = histogram.scatter_add_(0, column.reshape(-1), ones).reshape(rows, width)
+    at_or_above = histogram.flip(-1).cumsum(-1).flip(-1)  # [r, c]: elements in buckets >= c
+    cut = ((at_or_above >= counts[:, None]).sum(-1) - 1).clamp(min=0)  # bucket of the counts[r]-th largest
+    padded = torch.cat([at_or_above, torch.zeros_like(at_or_above[:, :1])], dim=-1)
+    need = counts - padded.gather(-1, (cut + 1)[:, None])[:, 0]
+    chosen = buckets > cut[:, None]
+    row_ids, col_ids = (buckets == cut[:, None]).nonzero(as_tuple=True)
     if row_ids.numel():
         values = keys[row_ids, col_ids]
         order = torch.sort(values, descending=True, stable=True).indices  # ties: lower index first
@@ -354,7 +360,7 @@ def _exact_path(totals: Tensor, q: Tensor, q_bits: int, method: ApportionMethod)
     # Every unit of `left` goes to a positive remainder (spec 2.4.3), so zero weights, whose
     # remainder is 0, are never chosen and need no mask.
     buckets = _remainder_buckets(remainders, _row_bits(row_sum))
-    floors += _largest_keys(buckets, remainders, left)
+    floors.add_(_largest_keys(buckets, remainders, left))
     return floors, torch.zeros_like(left)
 
 
@@ -374,8 +380,10 @@ def _approx_path(totals: Tensor, w: Tensor, top_bits: int, method: ApportionMeth
     bad = first_index(left < 0)
     if bad is not None:  # pragma: no cover - would be a bug in the share computation
         raise RuntimeError(f"apportion: the floors exceed the total in row {bad}; please report this.")
-    buckets = (fraction * float(1 << _BUCKET_BITS)).to(torch.int64).masked_fill_(w == 0, -1)
-    floors += _largest_keys(buckets, fraction, left)
+    # zero weights sit in bucket 0 with key -1: below every positive weight's fraction, and at
+    # most as many units as positive weights are left over, so they are never chosen
+    buckets = (fraction * float(1 << _BUCKET_BITS)).to(torch.int64)
+    floors += _largest_keys(buckets, fraction.masked_fill_(w == 0, -1.0), left)
     return floors, torch.zeros_like(left)
 
 
