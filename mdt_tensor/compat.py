@@ -132,6 +132,16 @@ def _check_limit(limit: float, name: str) -> float:
     return value
 
 
+def _check_finite_non_negative(t: Tensor, name: str) -> None:
+    """Raise for NaN, inf or negative entries; one mask and no index search when all are fine."""
+    if not t.is_floating_point():
+        check_non_negative(t, name)
+        return
+    if bool((~(t >= 0) | (t == math.inf)).any()):
+        check_finite(t, name)
+        check_non_negative(t, name)
+
+
 def _check_count_arg(value: int, name: str, low: int = 0) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
         raise DTypeError(f"Expected `{name}` to be an int, but got {type(value).__name__}.")
@@ -275,16 +285,20 @@ def _water_fill_rows(x: Tensor, limit: Tensor | float, min_limit: float | None =
     share = torch.where(top > 0, top / (below + rank * top).clamp(min=torch.finfo(torch.float64).tiny), 0)
     capped_count = (share > limit64).sum(-1, keepdim=True)
     # The largest uncapped value; every entry above it is capped (equal values share a fate).
-    threshold = top.gather(-1, capped_count.clamp(max=count - 1)).to(dtype)
-    uncapped = x <= threshold
+    threshold = top.gather(-1, capped_count.clamp(max=count - 1))
+    uncapped = x <= threshold.to(dtype)
     kept_sum = x.masked_fill(~uncapped, 0).sum(-1, keepdim=True, dtype=torch.float64)
-    scale = ((1 - capped_count * limit64) / kept_sum).to(dtype)
-    filled = torch.where(uncapped, torch.minimum(x * scale, limit64.to(dtype)), limit64.to(dtype))
-    positive = x > 0
-    nnz = positive.sum(-1, keepdim=True)
-    infeasible = nnz.to(torch.float64) * limit64 <= 1
-    uniform = positive.to(dtype) / nnz.clamp(min=1).to(dtype)
-    return torch.where(infeasible, uniform, filled)
+    scale = (1 - capped_count * limit64) / kept_sum
+    cap = limit64.expand_as(scale)
+    # nnz <= 1/limit < count exactly when fewer than `count` of the top entries are positive, so
+    # the top entries tell which rows cannot meet the cap, and their nnz. Those rows take
+    # 1/nnz on their positive entries: only zeros count as uncapped (threshold 0, scale 0).
+    nnz = (top > 0).sum(-1, keepdim=True).to(torch.float64)
+    infeasible = nnz * limit64 <= 1
+    threshold = threshold.masked_fill(infeasible, 0).to(dtype)
+    scale = scale.masked_fill(infeasible, 0).to(dtype)
+    cap = torch.where(infeasible, 1 / nnz.clamp(min=1), cap).to(dtype)
+    return torch.where(x <= threshold, torch.minimum(x * scale, cap), cap)
 
 
 def normalize_max_weight(
@@ -294,9 +308,11 @@ def normalize_max_weight(
 
     By default this is the reference ``bittensor.utils.weight_utils.normalize_max_weight`` row by
     row, including its quirks: ``eps = 1e-7`` leaves the capped entries slightly *below*
-    ``limit``, and a row that sums to 0 or has ``N * limit <= 1`` comes out uniform ``1/N``; when
-    fewer than ``1/limit`` entries are nonzero the cutoff goes negative and the row comes out
-    uniform too, zeros included (``spec/bittensor-compat.md`` A.1).
+    ``limit``, and a row that sums to 0 or has ``N * limit <= 1`` comes out uniform ``1/N``. When
+    fewer than ``1/limit`` entries are nonzero the cap cannot be met: the cutoff usually goes
+    negative and the row comes out uniform, zeros included (``spec/bittensor-compat.md`` A.1),
+    but it can also give the nonzero entries equal weights above ``limit`` (``[0, 0, 0, 80]``
+    followed by seven ``6.1e-5`` with limit 0.123 gives ``0.125`` on the eight nonzero entries).
 
     ``strict=True`` is exact water-filling instead: the largest entries are capped at exactly
     ``limit``, the rest keep their proportions, zeros stay zero. When the cap cannot be met
@@ -331,8 +347,7 @@ def normalize_max_weight(
     limit = _check_limit(limit, "limit")
     rows, origin, dim = _float_rows(x, "x", dim)
     if validate:
-        check_finite(rows, "x")
-        check_non_negative(rows, "x")
+        _check_finite_non_negative(rows, "x")
     if rows.shape[-1] == 0:
         out = rows
     else:
@@ -409,8 +424,7 @@ def convert_weights_and_uids_for_emit(
         raise ShapeError("Expected at least one weight per row, but got an empty last dimension.")
     expanded = _match_uids(u, w)
     if validate:
-        check_finite(w, "weights")
-        check_non_negative(w, "weights")
+        _check_finite_non_negative(w, "weights")
         check_in_range(u, "uids", 0, U16_MAX)  # before expanding: one check per distinct row
     u = expanded
     values, kept = _max_upscale_float_to_u16(w.to(torch.float64), None, drop_rounded_zeros)
@@ -501,8 +515,7 @@ def convert_maybe_split_to_u16(split: Array, *, dim: int = -1, validate: bool = 
     # A sequential sum on the CPU (cumsum), as Python's sum() adds left to right.
     total = x.cumsum(-1)[..., -1:]
     if validate:
-        check_finite(x, "split")
-        check_non_negative(x, "split")
+        _check_finite_non_negative(x, "split")
         bad = first_index(total[..., 0] <= 0)
         if bad is not None:
             raise ValueRangeError(f"Expected every row of `split` to have a positive sum, but row {bad} sums to 0.")
@@ -700,8 +713,7 @@ def process_weights(
         )
     w = w.to(float_compute_dtype(w.dtype))
     if validate:
-        check_finite(w, "weights")
-        check_non_negative(w, "weights")
+        _check_finite_non_negative(w, "weights")
         check_in_range(u, "uids", 0, torch.iinfo(torch.int64).max)
         ordered = u.sort(dim=-1).values
         duplicate = first_index(ordered[..., 1:] == ordered[..., :-1])
@@ -866,8 +878,7 @@ def scores_to_weights(
             "would refuse the submission."
         )
     if validate:
-        check_finite(s, "scores")
-        check_non_negative(s, "scores")
+        _check_finite_non_negative(s, "scores")
     ema: Tensor | None = None
     if ema_alpha is not None:
         alpha = float(_check_limit(ema_alpha, "ema_alpha"))
@@ -883,8 +894,7 @@ def scores_to_weights(
                 raise ShapeError(f"Expected `previous` of shape {tuple(s.shape)}, but got {tuple(p.shape)}.")
             p = p.to(torch.float64)
             if validate:
-                check_finite(p, "previous")
-                check_non_negative(p, "previous")
+                _check_finite_non_negative(p, "previous")
             s = alpha * s + (1 - alpha) * p
         ema = s
     elif previous is not None:
@@ -895,11 +905,14 @@ def scores_to_weights(
     n_positive = positive.sum(-1, keepdim=True)
     # Zero scores tie; the lowest uids among them fill up to `required` (rows with no positive
     # score submit nothing).
-    zero = ~positive if selected is None else selected & ~positive
-    missing = torch.where(n_positive > 0, (required - n_positive).clamp(min=0), 0)
-    submit = positive | (zero & (zero.cumsum(-1) <= missing))
-    n_submit = submit.sum(-1, keepdim=True)
-    chosen = s.masked_fill(~positive, 0)
+    if required > 0:
+        zero = ~positive if selected is None else selected & ~positive
+        missing = torch.where(n_positive > 0, (required - n_positive).clamp(min=0), 0)
+        submit = positive | (zero & (zero.cumsum(-1) <= missing))
+        n_submit = submit.sum(-1, keepdim=True)
+    else:
+        submit, n_submit = positive, n_positive
+    chosen = s if selected is None else s.masked_fill(~positive, 0)  # scores are >= 0
     if limit < 1:
         cap = _chain_safe_limit(limit, n_submit)
         weights = _water_fill_rows(chosen, cap, _chain_safe_limit(limit, torch.tensor(size)).item())
