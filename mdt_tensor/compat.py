@@ -8,8 +8,11 @@ dimension or ``dim``), runs on any device and returns the caller's array type.
 Why hand-written: the reference is 1-D only, keeps two backends (numpy and a torch branch that
 breaks, e.g. ``torch.ones(n).to(n)`` in ``process_weights``), and loops in Python (the ``t_i``
 list comprehension of ``normalize_max_weight``, the per-entry rounding of the emit helper). No
-tensor library offers these exact semantics, so they are rebuilt here from sorts, cumulative sums,
-counts and gathers, with no loop over rows or entries.
+tensor library offers these exact semantics, so they are rebuilt here from partial top-k,
+cumulative sums, counts, gathers and scatters, with no loop over rows or entries. The reference
+sorts every row to find the capped entries; fewer than ``1/limit`` entries can be capped, so only
+that many largest entries are ordered here (``topk``), and compaction uses a cumulative count
+instead of a sort.
 
 Where the reference has a bug or drops data silently, its behaviour stays reachable under a flag
 and the default is the correct one:
