@@ -41,6 +41,7 @@ from ._array import Array, ArrayOrigin, as_tensor, check_same_device
 from ._intmath import INT64_MAX, mul_div_floor_rem
 from ._validation import check_finite, check_in_range, check_non_negative, first_index
 from .errors import DTypeError, ShapeError, ValueRangeError
+from .consensus import weighted_median_fixed
 from .fixed import fx_exp_safe
 
 __all__ = ["YumaParams", "SubnetState", "EpochResult", "epoch", "next_state", "run_epochs"]
@@ -444,6 +445,7 @@ class _Inputs:
     valid: Tensor  # (b, n) bool
     weights_present: Tensor | None  # (b, n, n) bool
     previous_consensus: Tensor | None  # (b, n) int64 u16
+    padded: bool  # n_valid was given: masks for padded uids are needed
 
     @property
     def n(self) -> int:
@@ -596,6 +598,7 @@ def _prepare(state: SubnetState, validate: bool) -> _Inputs:
         valid=valid,
         weights_present=present,
         previous_consensus=pc,
+        padded=state.n_valid is not None,
     )
 
 
@@ -640,6 +643,8 @@ def _weighted_median_cols(weights: Tensor, stake: Tensor, kappa: int | float, op
         weights: ``(b, n, n)`` row-normalised weights (bits or floats).
         stake: ``(b, n)`` active stake.
     """
+    if ops.exact:  # the consensus module's chain-exact engine (packed-key sort on the CPU)
+        return weighted_median_fixed(weights, stake, kappa, validate=False)
     candidates = stake > 0
     stake = ops.normalize(torch.where(candidates, stake, torch.zeros_like(stake)))
     sentinel = -1 if ops.exact else -1.0
@@ -712,7 +717,8 @@ def _epoch_core(x: _Inputs, p: YumaParams, emission: Tensor, ops: _Exact | _Floa
     active_stake = ops.normalize(torch.where(active & old_permit, stake, zero))
 
     # 7. weights: permit rows, diagonal (except the owner's on the sparse path), outdated cells.
-    keep = old_permit.unsqueeze(-1) & valid.unsqueeze(-1) & valid.unsqueeze(-2)
+    # (old_permit already excludes padded rows; padded columns are masked where padding exists)
+    keep = old_permit.unsqueeze(-1) & valid.unsqueeze(-2) if x.padded else old_permit.unsqueeze(-1)
     diagonal = torch.eye(n, dtype=torch.bool, device=dev)
     keep = keep & ~(diagonal & ~is_owner.unsqueeze(-1)) if sparse else keep & ~diagonal
     keep = keep & (x.last_update.unsqueeze(-1) > x.block_at_registration.unsqueeze(-2))
@@ -756,7 +762,8 @@ def _epoch_core(x: _Inputs, p: YumaParams, emission: Tensor, ops: _Exact | _Floa
     # 13. bonds and dividends.
     last_tempo = (x.block - p.tempo).clamp(min=0)
     fresh_columns = (last_tempo <= x.block_at_registration).unsqueeze(-2)  # (b, 1, n)
-    stored_bonds = x.bonds.masked_fill(fresh_columns | ~(valid.unsqueeze(-1) & valid.unsqueeze(-2)), 0)
+    drop_bonds = fresh_columns | ~(valid.unsqueeze(-1) & valid.unsqueeze(-2)) if x.padded else fresh_columns
+    stored_bonds = x.bonds.masked_fill(drop_bonds, 0)
     ema_alpha = ops.one - ops.const_ratio(p.bonds_moving_average, 1_000_000)  # I64F64 ratio truncated
     if p.yuma3:
         bonds = ops.u16_proportion(stored_bonds)
@@ -786,7 +793,8 @@ def _epoch_core(x: _Inputs, p: YumaParams, emission: Tensor, ops: _Exact | _Floa
     if not sparse:
         untouched = (~new_permit & ~old_permit).unsqueeze(-1)
         bonds_u16 = torch.where(untouched, x.bonds, bonds_u16)
-    bonds_u16 = bonds_u16.masked_fill(~(valid.unsqueeze(-1) & valid.unsqueeze(-2)), 0)
+    if x.padded:
+        bonds_u16 = bonds_u16.masked_fill(~(valid.unsqueeze(-1) & valid.unsqueeze(-2)), 0)
 
     return _Core(
         server=server,
@@ -873,7 +881,7 @@ def _emission(
         validator_share = torch.where(nothing, fallback, ops.div(dividends, total))
         pair, bits = _interleave(server_w, validator_w), 33
     else:
-        top = 60 - max(2 * incentive.shape[-1] - 1, 1).bit_length()
+        top = 40  # float shares keep 40 bits below the largest: far below a wei at 1e9 wei
         chain_emission = _apportion(emission, _quantize_float(torch.where(nothing, fallback, combined), top),
                                     largest_remainder=False, weight_bits=top)
         pair, bits = _quantize_float(_interleave(server_w, validator_w), top), top
@@ -1201,7 +1209,7 @@ def _state_from_inputs(x: _Inputs) -> SubnetState:
         bonds=wrap(x.bonds.reshape(*batch, n, n)),
         block=wrap(x.block.reshape(batch)) if batch else int(x.block.reshape(())),
         owner_uid=wrap(x.owner_uid.reshape(batch)) if batch else int(x.owner_uid.reshape(())),
-        n_valid=wrap(x.valid.sum(-1).reshape(batch)) if batch else None,
+        n_valid=wrap(x.valid.sum(-1).reshape(batch)) if x.padded else None,
         weights_present=present,
         previous_consensus=uid(x.previous_consensus) if x.previous_consensus is not None else None,
     )
