@@ -335,8 +335,9 @@ def test_active_stake_matches_chain_test_active_stake() -> None:
 # --------------------------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("path", ["dense", "sparse"])  # the chain's test runs the dense epoch
 @pytest.mark.parametrize("interleave", [0, 1])
-def test_512_graph(interleave: int) -> None:
+def test_512_graph(interleave: int, path: str) -> None:
     network_n, validators_n, stake_per_validator = 512, 64, 328_125_000_000_000
     if interleave == 0:
         validators = list(range(validators_n))
@@ -345,7 +346,7 @@ def test_512_graph(interleave: int) -> None:
     servers = [i for i in range(network_n) if i not in set(validators)]
     stake = [stake_per_validator if i in set(validators) else 0 for i in range(network_n)]
     chain = Chain(network_n, stake, registered_at=0,
-                  params=RefParams(tempo=65534, max_allowed_validators=validators_n))
+                  params=RefParams(tempo=65534, max_allowed_validators=validators_n, path=path))
     chain.block = 1
     chain.epoch()  # sets permits
     for uid in validators:
@@ -375,10 +376,10 @@ def _alpha_u16(x: float) -> int:
     return fixed_proportion_to_u16(fixed_f64(x))
 
 
-def _yuma3_chain(stakes: list[int], liquid_alpha: bool = True) -> Chain:
+def _yuma3_chain(stakes: list[int], liquid_alpha: bool = True, path: str = "sparse") -> Chain:
     params = RefParams(tempo=1, bonds_penalty=0, alpha_sigmoid_steepness=1000, bonds_moving_average=975_000,
                        kappa=65535 // 2, liquid_alpha=liquid_alpha, alpha_low=_alpha_u16(0.1),
-                       alpha_high=_alpha_u16(0.3), yuma3=True, max_allowed_validators=3)
+                       alpha_high=_alpha_u16(0.3), yuma3=True, max_allowed_validators=3, path=path)
     chain = Chain(len(stakes), stakes, registered_at=1, params=params)
     chain.block += 1
     chain.epoch()  # run first epoch to set allowed validators
@@ -408,8 +409,9 @@ def _run_yuma3(chain: Chain, schedule: dict, miners: list[int], target_bonds: li
 MAX = 65535
 
 
-def test_yuma_3_kappa_moves_first() -> None:
-    chain = _yuma3_chain([8, 1, 1, 0, 0])
+@pytest.mark.parametrize("path", ["sparse", "dense"])  # the chain runs each scenario on both paths
+def test_yuma_3_kappa_moves_first(path: str) -> None:
+    chain = _yuma3_chain([8, 1, 1, 0, 0], path=path)
     bonds = [
         [[0.1013, 0.0000], [0.1013, 0.0000], [0.1013, 0.0000]],
         [[0.0908, 0.1013], [0.3697, 0.0000], [0.3697, 0.0000]],
@@ -435,8 +437,9 @@ def test_yuma_3_kappa_moves_first() -> None:
     _run_yuma3(chain, schedule, [3, 4], bonds, dividends)
 
 
-def test_yuma_3_one_epoch_switch() -> None:
-    chain = _yuma3_chain([33, 33, 34, 0, 0])
+@pytest.mark.parametrize("path", ["sparse", "dense"])  # the chain runs each scenario on both paths
+def test_yuma_3_one_epoch_switch(path: str) -> None:
+    chain = _yuma3_chain([33, 33, 34, 0, 0], path=path)
     bonds = [
         [[0.1013, 0.0000], [0.1013, 0.0000], [0.1013, 0.0000]],
         [[0.1924, 0.0000], [0.1924, 0.0000], [0.1924, 0.0000]],
@@ -457,8 +460,9 @@ def test_yuma_3_one_epoch_switch() -> None:
     _run_yuma3(chain, schedule, [3, 4], bonds, dividends)
 
 
-def test_yuma_3_liquid_alpha_disabled() -> None:
-    chain = _yuma3_chain([33, 33, 34, 0, 0], liquid_alpha=False)
+@pytest.mark.parametrize("path", ["sparse", "dense"])  # the chain runs each scenario on both paths
+def test_yuma_3_liquid_alpha_disabled(path: str) -> None:
+    chain = _yuma3_chain([33, 33, 34, 0, 0], liquid_alpha=False, path=path)
     # The chain's bond table here has three columns per row (0, miner 3, miner 4 reading it as
     # [_, b3, b4]); checked below on the miners' columns.
     bonds = [
@@ -481,8 +485,9 @@ def test_yuma_3_liquid_alpha_disabled() -> None:
     _run_yuma3(chain, schedule, [3, 4], bonds, dividends)
 
 
-def test_yuma_3_stable_miner() -> None:
-    chain = _yuma3_chain([8, 1, 1, 0, 0, 0])
+@pytest.mark.parametrize("path", ["sparse", "dense"])  # the chain runs each scenario on both paths
+def test_yuma_3_stable_miner(path: str) -> None:
+    chain = _yuma3_chain([8, 1, 1, 0, 0, 0], path=path)
     h = MAX // 2
     bonds = [
         [[0.0507, 0.0000, 0.0507]] * 3,

@@ -173,6 +173,7 @@ def params_strategy(draw, *, generic: bool = False) -> RefParams:
         max_allowed_validators=draw(mostly(st.just(128), st.integers(0, 14), 60)),
         stake_threshold=draw(mostly(st.just(0), st.sampled_from([500, 10**9, 2**40]), 75)),
         tempo=draw(mostly(st.just(360), st.sampled_from([1, 99]), 70)),
+        path=draw(mostly(st.just("sparse"), st.just("dense"), 75)),
     )
 
 

@@ -35,6 +35,10 @@ Input conventions (documented choices where a dense input cannot express the cha
   (the chain's value when ``LastMechansimStepBlock`` is 0; spec B.7).  Commit-reveal is off.
 * ``owner_uid = -1`` means the subnet has no owner uid.
 
+``RefParams.path = "dense"`` runs the chain's test-only ``epoch_dense_mechanism`` instead (spec B.7's
+divergences: no owner exemption / permit forcing / self-weight, every cell decays in the Yuma 3 EMA, and
+a uid that neither had nor gets a permit keeps its stored bonds row).
+
 Liquid-alpha consensus modes (subtensor PR #3070 "Liquid Alpha 2.1 Consensus Modes", merged 2026-08-11;
 its code is not in the stored corpus, only its description and tests): ``current`` uses this epoch's
 consensus; ``previous`` uses the stored ``Consensus`` (u16) of the last epoch converted with
@@ -523,6 +527,7 @@ class RefParams:
     max_allowed_validators: int = 128
     stake_threshold: int = 0
     tempo: int = 360
+    path: str = "sparse"  # "sparse": epoch_mechanism (production); "dense": epoch_dense_mechanism (tests)
 
 
 def _sparse_from_dense(grid: list[list[int]], present: list[list[bool]] | None, n: int,
@@ -577,6 +582,11 @@ def reference_epoch(weights: list[list[int]], stake: list[int], last_update: lis
     p = params
     if owner_uid < -1 or owner_uid >= max(n, 1):
         raise ValueError(f"owner_uid must be -1 or in [0, {n}), got {owner_uid}")
+    if p.path == "dense":
+        return _reference_epoch_dense(weights, stake, last_update, block_at_registration, validator_permit, bonds,
+                                      block, owner_uid, p, emission, previous_consensus, weights_present)
+    if p.path != "sparse":
+        raise ValueError(f"path must be 'sparse' or 'dense', got {p.path!r}")
     owner = owner_uid if owner_uid >= 0 and n > 0 else None
 
     # 1. Activity.
@@ -654,6 +664,21 @@ def reference_epoch(weights: list[list[int]], stake: list[int], last_update: lis
         inplace_normalize(dividends)
         inplace_col_max_upscale_sparse(ema_bonds, n)
 
+    # 16. Bonds rows: kept for new permits, empty (zeros) otherwise.
+    new_bonds = [[0] * n for _ in range(n)]
+    for i in range(n):
+        if new_permits[i]:
+            for j, v in ema_bonds[i]:
+                new_bonds[i][j] = fixed_proportion_to_u16(v)
+    return _emission_and_outputs(incentive, dividends, consensus, validator_trust, stake_fixed, active_stake,
+                                 emission, new_bonds, new_permits, inactive)
+
+
+def _emission_and_outputs(incentive: list[int], dividends: list[int], consensus: list[int],
+                          validator_trust: list[int], stake_fixed: list[int], active_stake: list[int],
+                          emission: int, new_bonds: list[list[int]], new_permits: list[bool],
+                          inactive: list[bool]) -> dict:
+    """Steps 14-15, identical in both chain paths: the emission with its floors, the stored u16 vectors."""
     # 14. Emission.
     combined = [sat_add(i_, d_) for i_, d_ in zip(incentive, dividends)]
     emission_sum = sum(combined)
@@ -671,13 +696,6 @@ def reference_epoch(weights: list[list[int]], stake: list[int], last_update: lis
     server_emission = [_emission_floor(v, emission) for v in norm_server]
     validator_emission = [_emission_floor(v, emission) for v in norm_validator]
     combined_emission = [_emission_floor(v, emission) for v in norm_combined]
-
-    # 16. Bonds rows: kept for new permits, empty (zeros) otherwise.
-    new_bonds = [[0] * n for _ in range(n)]
-    for i in range(n):
-        if new_permits[i]:
-            for j, v in ema_bonds[i]:
-                new_bonds[i][j] = fixed_proportion_to_u16(v)
 
     to_u16 = lambda xs: [fixed_proportion_to_u16(x) for x in xs]  # noqa: E731
     return {
@@ -701,6 +719,153 @@ def reference_epoch(weights: list[list[int]], stake: list[int], last_update: lis
         "dust": emission - sum(combined_emission),
         "payout_dust": emission - sum(server_emission) - sum(validator_emission),
     }
+
+
+# --------------------------------------------------------------------------------------------------
+# The dense path (epoch_dense_mechanism, run_epoch/epoch_dense.rs: the chain's test-only epoch)
+# --------------------------------------------------------------------------------------------------
+
+Dense = list[list[int]]
+
+
+def _dense_row_normalize(m: Dense) -> None:
+    for row in m:
+        row_sum = sum(row)
+        if row_sum > 0:
+            row[:] = [safe_div(v, row_sum) for v in row]
+
+
+def _dense_col_normalize(m: Dense) -> None:
+    n_cols = len(m[0]) if m else 0
+    sums = [sum(row[j] for row in m) for j in range(n_cols)]
+    for row in m:
+        row[:] = [safe_div(v, sums[j]) if sums[j] != 0 else v for j, v in enumerate(row)]
+
+
+def _dense_col_max_upscale(m: Dense) -> None:
+    n_cols = len(m[0]) if m else 0
+    maxes = [max([0] + [row[j] for row in m]) for j in range(n_cols)]
+    for row in m:
+        row[:] = [safe_div(v, maxes[j]) if maxes[j] != 0 else v for j, v in enumerate(row)]
+
+
+def _dense_weighted_median_col(stake: list[int], score: Dense, majority: int) -> list[int]:
+    """``weighted_median_col``: per column, the positive-stake rows, renormalised."""
+    columns = len(score[0]) if score else 0
+    median = [0] * columns
+    for c in range(columns):
+        use_stake = [s for s in stake if s > 0]
+        use_score = [score[r][c] for r, s in enumerate(stake) if s > 0]
+        if use_stake:
+            inplace_normalize(use_stake)
+            stake_sum = sum(use_stake)
+            median[c] = weighted_median(use_stake, use_score, list(range(len(use_stake))),
+                                        sat_sub(stake_sum, majority), 0, stake_sum)
+    return median
+
+
+def _dense_mat_ema(new: Dense, old: Dense, alpha: int) -> Dense:
+    one_minus_alpha = sat_sub(ONE32, alpha)
+    return [[sat_add(mul(alpha, a), mul(one_minus_alpha, b)) for a, b in zip(rn, ro)] for rn, ro in zip(new, old)]
+
+
+def _dense_mat_ema_alpha(new: Dense, old: Dense, alpha: Dense) -> Dense:
+    return [[min(sat_add(mul(sat_sub(ONE32, a), o), max(mul(a, w), 0)), ONE32) for w, o, a in zip(rn, ro, ra)]
+            for rn, ro, ra in zip(new, old, alpha)]
+
+
+def _reference_epoch_dense(weights: list[list[int]], stake: list[int], last_update: list[int],
+                           block_at_registration: list[int], validator_permit: list[bool], bonds: list[list[int]],
+                           block: int, owner_uid: int, p: RefParams, emission: int,
+                           previous_consensus: list[int] | None, weights_present: list[list[bool]] | None) -> dict:
+    """``epoch_dense_mechanism``.  Differences from the sparse path (spec B.7): no owner exemption from the
+    stake threshold, no owner permit forcing, the whole diagonal masked (the owner's self-weight too), every
+    cell present (a dense matrix cannot tell absent from zero, so the Yuma 3 EMA decays every cell), and a uid
+    that neither had nor gets a permit keeps its stored bonds row unchanged."""
+    n = len(stake)
+    inactive = [last_update[i] + p.activity_cutoff < block for i in range(n)]
+    last_tempo = max(block - p.tempo, 0)
+    recently_registered = [last_tempo <= reg for reg in block_at_registration]
+
+    filtered = [(int(s) << 64) if int(s) >= p.stake_threshold else 0 for s in stake]
+    total64 = sum(filtered)
+    if total64 != 0:
+        filtered = [i64f64_safe_div(s, total64) for s in filtered]
+    stake_fixed = [fixed64_to_fixed32(s) for s in filtered]
+
+    permits = [bool(v) for v in validator_permit]
+    new_permits = is_topk_nonzero(stake_fixed, p.max_allowed_validators)
+    active_stake = [0 if (inactive[i] or not permits[i]) else stake_fixed[i] for i in range(n)]
+    inplace_normalize(active_stake)
+
+    w = [[from_int(int(v)) for v in row] for row in weights]
+    for i in range(n):
+        for j in range(n):
+            absent = weights_present is not None and not weights_present[i][j]  # get_weights: absent reads 0
+            if absent or not permits[i] or i == j or last_update[i] <= block_at_registration[j]:
+                w[i][j] = 0
+    _dense_row_normalize(w)
+
+    kappa = safe_div(from_int(p.kappa), from_int(U16_MAX))
+    consensus = _dense_weighted_median_col(active_stake, w, kappa)
+    clipped = [[min(c, v) for v, c in zip(row, consensus)] for row in w]
+    validator_trust = [sum(row) for row in clipped]
+    ranks = [0] * n
+    for i in range(n):
+        for j in range(n):
+            ranks[j] = sat_add(ranks[j], mul(active_stake[i], clipped[i][j]))
+    inplace_normalize(ranks)
+    incentive = ranks
+
+    ratio = safe_div(from_int(p.bonds_penalty), from_int(U16_MAX))
+    if ratio == 0:
+        wfb = [list(r) for r in w]
+    elif ratio == ONE32:
+        wfb = [list(r) for r in clipped]
+    else:
+        wfb = [[sat_add(a, mul(ratio, sat_sub(b, a))) for a, b in zip(ra, rb)] for ra, rb in zip(w, clipped)]
+
+    if p.yuma3:
+        b = [[0 if recently_registered[j] else u16_proportion_to_fixed(int(v)) for j, v in enumerate(row)]
+             for row in bonds]
+        consensus_la = _consensus_for_liquid_alpha(p, consensus, previous_consensus)
+        if p.liquid_alpha and consensus_la and any(c != 0 for c in consensus_la):
+            lo, hi = u16_proportion_to_fixed(p.alpha_low), u16_proportion_to_fixed(p.alpha_high)
+            steep = from_int(p.alpha_sigmoid_steepness)
+            alphas = [[liquid_alpha_sigmoid(c, wv, bv, lo, hi, steep) for wv, bv, c in zip(rw, rb, consensus_la)]
+                      for rw, rb in zip(wfb, b)]
+            ema = _dense_mat_ema_alpha(wfb, b, alphas)
+        else:
+            ema = _dense_mat_ema(wfb, b, bonds_moving_average_alpha(p.bonds_moving_average))
+        ema_norm = [list(r) for r in ema]
+        _dense_col_normalize(ema_norm)
+        total_bonds_per_validator = [sum(vec_mul_checked_or_zero(row, incentive)) for row in ema_norm]
+        dividends = vec_mul_checked_or_zero(total_bonds_per_validator, active_stake)
+        inplace_normalize(dividends)
+    else:
+        b = [[0 if recently_registered[j] else from_int(int(v)) for j, v in enumerate(row)] for row in bonds]
+        _dense_col_normalize(b)
+        delta = [[mul(s, v) for v in row] for row, s in zip(wfb, active_stake)]
+        _dense_col_normalize(delta)
+        ema = _dense_mat_ema(delta, b, bonds_moving_average_alpha(p.bonds_moving_average))
+        _dense_col_normalize(ema)
+        dividends = [0] * n
+        for i in range(n):
+            for j in range(n):
+                dividends[i] = sat_add(dividends[i], mul(ema[i][j], incentive[j]))
+        inplace_normalize(dividends)
+        _dense_col_max_upscale(ema)
+
+    new_bonds = []
+    for i in range(n):
+        if new_permits[i]:
+            new_bonds.append([fixed_proportion_to_u16(v) for v in ema[i]])
+        elif permits[i]:
+            new_bonds.append([0] * n)
+        else:
+            new_bonds.append([int(v) for v in bonds[i]])  # the chain writes nothing: the old row stays
+    return _emission_and_outputs(incentive, dividends, consensus, validator_trust, stake_fixed, active_stake,
+                                 emission, new_bonds, new_permits, inactive)
 
 
 # --------------------------------------------------------------------------------------------------
