@@ -278,6 +278,68 @@ def test_exact_batch_equals_loop_of_singles(data: st.DataObject) -> None:
         _assert_exact(result, case.reference(), case, (b,))
 
 
+def _pad(rows: list, n: int, fill: Any) -> list:
+    """Pad a per-uid list, or an n x n grid, to size n with ``fill``."""
+    if rows and isinstance(rows[0], list):
+        return [r + [fill] * (n - len(r)) for r in rows] + [[fill] * n for _ in range(n - len(rows))]
+    return rows + [fill] * (n - len(rows))
+
+
+@settings(suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large], max_examples=15)
+@given(st.data())
+def test_exact_padded_batch_of_different_sizes_matches_reference(data: st.DataObject) -> None:
+    """Subnets of different sizes in one padded batch (``n_valid``): each equals its reference alone."""
+    params = data.draw(params_strategy())
+    cases = [data.draw(case_strategy(params=params)) for _ in range(3)]
+    n = max(len(c.stake) for c in cases)
+    emission = cases[0].emission
+    use_prev = all(c.previous_consensus is not None for c in cases)
+    use_present = any(c.weights_present is not None for c in cases)
+    state = yuma.SubnetState(
+        weights=torch.tensor([_pad(c.weights, n, 0) for c in cases]),
+        stake=torch.tensor([_pad(c.stake, n, 0) for c in cases]),
+        last_update=torch.tensor([_pad(c.last_update, n, 0) for c in cases]),
+        block_at_registration=torch.tensor([_pad(c.block_at_registration, n, 0) for c in cases]),
+        validator_permit=torch.tensor([_pad(c.validator_permit, n, False) for c in cases]),
+        bonds=torch.tensor([_pad(c.bonds, n, 0) for c in cases]),
+        block=torch.tensor([c.block for c in cases]),
+        owner_uid=torch.tensor([c.owner_uid for c in cases]),
+        n_valid=torch.tensor([len(c.stake) for c in cases]),
+        weights_present=torch.tensor([_pad(c.weights_present or [[True] * len(c.stake)] * len(c.stake), n, False)
+                                      for c in cases]) if use_present else None,
+        previous_consensus=torch.tensor([_pad(c.previous_consensus, n, 0) for c in cases]) if use_prev else None,
+    )
+    result = yuma.epoch(state, _yuma_params(params), emission)
+    for b, case in enumerate(cases):
+        case.emission = emission
+        if not use_prev:
+            case.previous_consensus = None
+        ref = case.reference()
+        m = len(case.stake)
+        for name in U16_FIELDS + WEI_FIELDS + ("stake_weight", "validator_permit"):
+            got = _ints(_field(result, name)[b])
+            assert got[:m] == ref[name], f"{name}[{b}]: {got[:m]} != {ref[name]}\n{case}"
+            assert not any(got[m:]), f"{name}[{b}] padding not zero: {got[m:]}"
+        bonds = _ints(_field(result, "bonds")[b])
+        assert [row[:m] for row in bonds[:m]] == ref["bonds"], f"bonds[{b}]\n{case}"
+        assert _ints(_field(result, "dust")[b]) in (ref["dust"], ref["payout_dust"])
+
+
+@pytest.mark.cuda
+@settings(suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large], max_examples=20)
+@given(case_strategy())
+def test_exact_epoch_on_cuda_matches_reference(case: Case) -> None:
+    """The exact path on a CUDA device gives the reference's (= the chain's) bits too."""
+    state, extra = _state([case])
+    for f in dataclasses.fields(state):
+        value = getattr(state, f.name)
+        if isinstance(value, torch.Tensor):
+            setattr(state, f.name, value.cuda())
+    result = yuma.epoch(state, _yuma_params(case.params), case.emission, **extra)
+    _assert_exact(dataclasses.replace(result, **{f.name: torch.as_tensor(getattr(result, f.name)).cpu()
+                                                 for f in dataclasses.fields(result)}), case.reference(), case)
+
+
 def test_exact_epoch_defaults_on_a_fixed_subnet() -> None:
     """The chain's ``test_bonds`` first epoch, through the tensor API (a regression anchor)."""
     n = 8
