@@ -7,11 +7,14 @@ out with int64 long division (``mdt_tensor._intmath.mul_div_floor_rem``, 2.3), w
 intermediate below 2**63. torch has no 128-bit integers and no exact rational type, and Python's
 ``fractions.Fraction`` is exact but neither batched nor on a GPU, hence the hand-written method.
 
+The long division is ``mul_div_floor_rem``'s method, specialised here to one total and one
+divisor per row and written with in-place operations, because it is the hot loop.
+
 Where a row's float weights carry more bits than one int64 share computation can hold (weights
 spanning more than about ``61 - log2(N)`` binary orders of magnitude, ``spec/exact-arithmetic.md``
 2.7), the shares are computed in double-double arithmetic (about 104 significant bits, built only
 from correctly rounded IEEE float64 ``+ - * /`` and ``floor``, so the bits are the same on CPU and
-CUDA) from a three-limb exact integer sum of the weights. See :func:`apportion` for the precision
+CUDA) from a multi-limb exact integer sum of the weights. See :func:`apportion` for the precision
 each input kind gets.
 """
 
@@ -228,14 +231,14 @@ def _int_to_dd(x: Tensor) -> tuple[Tensor, Tensor]:
 # the two share computations: floors plus a key that ranks the fractional parts
 
 
-def _exact_shares(totals: Tensor, q: Tensor, q_bits: int) -> tuple[Tensor, Tensor, Tensor]:
+def _exact_shares(totals: Tensor, q: Tensor, q_bits: int) -> tuple[Tensor, Tensor, Tensor, Tensor | None]:
     """``floor(T * q_i / Q)`` and ``(T * q_i) mod Q`` exactly (Q the row sum), in int64.
 
     ``q`` holds non-negative integers below ``2**q_bits`` with row sums below 2**61. This is
     ``mul_div_floor_rem`` specialised to a per-row total and divisor, written with in-place
     operations (it is the hot loop): T = a*Q + b, then long division of ``b * q`` by Q over
     k-bit digits of q, most significant first, so that every intermediate stays below 2**63.
-    Returns ``(floors, remainders, Q)``.
+    Returns ``(floors, remainders, Q, a spare int64 buffer shaped like q or None)``.
     """
     row_sum = q.sum(dim=-1)
     sum_bits = bit_length(row_sum)
@@ -247,18 +250,23 @@ def _exact_shares(totals: Tensor, q: Tensor, q_bits: int) -> tuple[Tensor, Tenso
     mask = (1 << digit_bits) - 1
     # most significant digit first; it needs no mask because q < 2**q_bits
     top_shift = (steps - 1) * digit_bits
-    remainder = (q >> top_shift if top_shift else q) * part
+    remainder = (q >> top_shift).mul_(part) if top_shift else q * part
     quotient = torch.div(remainder, divisor, rounding_mode="floor")
     remainder.addcmul_(quotient, -divisor)  # in [0, Q)
+    scratch = torch.empty_like(q) if steps > 1 else None
     for step in reversed(range(steps - 1)):
+        assert scratch is not None
         shift = step * digit_bits
-        digit = (q >> shift).bitwise_and_(mask) if shift else q & mask
+        if shift:
+            torch.bitwise_right_shift(q, shift, out=scratch).bitwise_and_(mask)
+        else:
+            torch.bitwise_and(q, mask, out=scratch)
         # remainder * 2**k + digit * b < Q * 2**k + Q * 2**k <= 2**63
-        remainder.bitwise_left_shift_(digit_bits).addcmul_(digit, part)
-        d = torch.div(remainder, divisor, rounding_mode="floor")
-        remainder.addcmul_(d, -divisor)
-        quotient.bitwise_left_shift_(digit_bits).add_(d)
-    return quotient.addcmul_(q, whole), remainder, row_sum
+        remainder.bitwise_left_shift_(digit_bits).addcmul_(scratch, part)
+        torch.div(remainder, divisor, rounding_mode="floor", out=scratch)
+        remainder.addcmul_(scratch, -divisor)
+        quotient.bitwise_left_shift_(digit_bits).add_(scratch)
+    return quotient.addcmul_(q, whole), remainder, row_sum, scratch
 
 
 def _float_limbs_sum(scaled: Tensor, limb_bits: int, limbs: int) -> tuple[Tensor, Tensor]:
@@ -341,25 +349,20 @@ def _largest_keys(buckets: Tensor, keys: Tensor, counts: Tensor) -> Tensor:
     return chosen
 
 
-def _remainder_buckets(remainders: Tensor, sum_bits: Tensor) -> Tensor:
-    """The top ``_BUCKET_BITS`` bits of each remainder relative to its row's divisor width."""
-    shift = (sum_bits - _BUCKET_BITS).clamp(min=0)
-    return remainders >> shift[:, None]
-
-
 def _row_bits(values: Tensor) -> Tensor:
     """Bit length of each (B,) int64 value below 2**62 (exact: frexp of an exact float64)."""
     return torch.frexp((values >> 10).to(torch.float64)).exponent.to(torch.int64) + 10
 
 
 def _exact_path(totals: Tensor, q: Tensor, q_bits: int, method: ApportionMethod) -> tuple[Tensor, Tensor]:
-    floors, remainders, row_sum = _exact_shares(totals, q, q_bits)
+    floors, remainders, row_sum, scratch = _exact_shares(totals, q, q_bits)
     left = totals - floors.sum(dim=-1)
     if method == "floor":
         return floors, left
     # Every unit of `left` goes to a positive remainder (spec 2.4.3), so zero weights, whose
     # remainder is 0, are never chosen and need no mask.
-    buckets = _remainder_buckets(remainders, _row_bits(row_sum))
+    shift = (_row_bits(row_sum) - _BUCKET_BITS).clamp(min=0)[:, None]
+    buckets = torch.bitwise_right_shift(remainders, shift, out=scratch) if scratch is not None else remainders >> shift
     floors.add_(_largest_keys(buckets, remainders, left))
     return floors, torch.zeros_like(left)
 
@@ -367,7 +370,9 @@ def _exact_path(totals: Tensor, q: Tensor, q_bits: int, method: ApportionMethod)
 def _approx_path(totals: Tensor, w: Tensor, top_bits: int, method: ApportionMethod) -> tuple[Tensor, Tensor]:
     """Double-double shares for rows whose weights do not fit one exact int64 computation."""
     if w.is_floating_point():
-        weight_sum = _float_limbs_sum(w, top_bits, 3)
+        # enough limbs that the truncated tail of the sum is below 2**-104 of it
+        limbs = -(-(105 + w.shape[-1].bit_length()) // top_bits)
+        weight_sum = _float_limbs_sum(w, top_bits, limbs)
         floors, fraction = _approx_shares(totals, w, None, weight_sum)
     else:
         high, low = w >> 32, w & 0xFFFFFFFF
@@ -410,17 +415,16 @@ def _apportion_rows(
         scaled = _scaled_float_weights(w, row_max, bits)
         whole = torch.floor(scaled)
         if torch.equal(whole, scaled):
-            return _exact_path(totals, whole.to(torch.int64), bits, method)
+            return _exact_path(totals, scaled.to(torch.int64), bits, method)
     lossless = (whole == scaled).all(dim=-1)
+    q = whole.to(torch.int64)
     scaled = scaled.to(torch.float64)
     if not bool(lossless.any()):
         return _approx_path(totals, scaled, top_bits, method)
     parts = torch.empty(w.shape, dtype=torch.int64, device=w.device)
     dust = torch.empty_like(totals)
     exact_rows, approx_rows = lossless.nonzero().squeeze(-1), (~lossless).nonzero().squeeze(-1)
-    parts[exact_rows], dust[exact_rows] = _exact_path(
-        totals[exact_rows], whole[exact_rows].to(torch.int64), top_bits, method
-    )
+    parts[exact_rows], dust[exact_rows] = _exact_path(totals[exact_rows], q[exact_rows], top_bits, method)
     parts[approx_rows], dust[approx_rows] = _approx_path(totals[approx_rows], scaled[approx_rows], top_bits, method)
     return parts, dust
 
@@ -452,9 +456,12 @@ def apportion(
       integer-valued floats): exact, computed with int64 long division only.
     * other float weights (float32 / float64 over a wider dynamic range, subnormals included):
       the shares of the float values themselves are computed in double-double arithmetic
-      (relative error below 2**-100, the weight sum exact to three 61-bit limbs); the parts are
-      Hamilton's for those shares, so the quota property holds to within ``1 + T * 2**-95`` wei.
-      Weights below ``2**-1022`` times the row maximum count as zero.
+      (relative error below 2**-100; the weight sum is accumulated exactly in int64 limbs down
+      to 2**-104 of itself); the parts are Hamilton's for those shares, so the parts still sum
+      to T exactly, zero weights still get 0, and the quota property holds to within
+      ``1 + T * 2**-100 < 1 + 2**-37`` wei. Only a share lying within that distance below an
+      integer can have its floor rounded up to the integer (``method="floor"``: one wei less
+      dust). Weights below ``2**-1022`` times the row maximum count as zero.
     * int64 weights with more bits: the same double-double path with the weights split into
       two exact 32-bit halves.
 
