@@ -29,7 +29,7 @@ Hand-written mechanisms, and why a library call did not serve:
   copy); on other devices ``torch.log2_``. Both give the correctly rounded-to-an-ulp result and
   the tests compare them.
 * **Row blocks** (:func:`_rows_per_block`): multi-pass formulas (entropy, EMA) run over blocks of
-  about 4 MiB of rows on CPU so that every pass after the first reads from cache; the loop is
+  about 2 MiB of rows on CPU so that every pass after the first reads from cache; the loop is
   over blocks (numel / 2**18 iterations), each iteration a batched torch call.
 * **Top-k with deterministic ties** (:func:`top_k_weights`): ``torch.topk`` does not specify
   which of several equal values it returns, and a stable full sort is several times slower. The
@@ -81,7 +81,7 @@ _NUMPY_DTYPES = {torch.float32: np.float32, torch.float64: np.float64, torch.flo
 #: Below this many bytes the page-fault cost of a fresh torch buffer does not matter.
 _HUGE_PAGE_BYTES = 1 << 21
 #: Row blocks of about this size keep multi-pass formulas in cache on CPU (see _rows_per_block).
-_BLOCK_BYTES = 1 << 22
+_BLOCK_BYTES = 1 << 21
 #: Moving averages up to this window width sum directly (avg_pool1d); wider ones use a float64 cumsum.
 _DIRECT_WINDOW_MAX = 33
 #: Group width of the two-stage top-k selection (see _top_k_plus_one).
@@ -796,7 +796,7 @@ def top_k_weights(
         result.scatter_(1, indices[:, :k], values[:, :k])
         ambiguous = values[:, k - 1] == values[:, k]
         if bool(ambiguous.any()):
-            _resolve_ties(rows, result, ambiguous, values[:, k - 1 : k], k, fill)
+            _resolve_ties(rows, result, ambiguous, values, indices, k, fill)
     return origin.wrap(origin.restore_float(_rows_back(result, moved_shape, dim)))
 
 
@@ -833,15 +833,37 @@ def _top_k_plus_one(rows: Tensor, k: int) -> tuple[Tensor, Tensor]:
     return values, positions.gather(1, chosen)
 
 
-def _resolve_ties(rows: Tensor, result: Tensor, ambiguous: Tensor, threshold: Tensor, k: int, fill: float) -> None:
-    """Recompute the ``ambiguous`` rows of ``(R, N)``: keep ``w > t``, then the first ``k - #(w > t)`` of ``w == t``."""
-    picked = rows[ambiguous]
-    t = threshold[ambiguous]
-    above = picked > t
-    equal = picked == t
-    free = k - above.sum(-1, keepdim=True)
-    keep = above | (equal & (torch.cumsum(equal, -1) <= free))
-    result[ambiguous] = torch.where(keep, picked, torch.tensor(fill, dtype=rows.dtype, device=rows.device))
+def _resolve_ties(rows: Tensor, result: Tensor, ambiguous: Tensor, values: Tensor, indices: Tensor, k: int, fill: float) -> None:
+    """Fix the rows of ``result`` whose k-th and (k+1)-th largest values tie (both equal ``t``).
+
+    ``result`` holds topk's k values at topk's indices: every element above ``t`` (all of them
+    are among the k) and ``free`` copies of ``t`` at arbitrary positions. Those copies are reset
+    to ``fill``, and ``t`` is written at the first ``free`` positions of the row that hold ``t``
+    (found with ``nonzero``, which lists positions in row-major order, over the shortest column
+    prefix, widened 4x at a time, that holds them). Only the tied rows are read, block by block;
+    all writes are scatters of at most k entries per row.
+    """
+    which = ambiguous.nonzero().squeeze(1)
+    threshold = values[which, k - 1 : k]  # (A, 1)
+    tie_slots = values[which, :k] == threshold  # (A, k): where topk put a copy of t
+    free = tie_slots.sum(1)
+    slot_rows = which.unsqueeze(1).expand(-1, k)
+    result[slot_rows[tie_slots], indices[which, :k][tie_slots]] = fill
+    step = _rows_per_block(rows)
+    for first in range(0, which.shape[0], step):
+        block = which[first : first + step]
+        block_rows, block_threshold, block_free = rows[block], threshold[first : first + step], free[first : first + step]
+        # Only a prefix of the columns is needed: widen it (x4) until every row has its `free` copies.
+        width = min(rows.shape[1], 4 * k)
+        while width < rows.shape[1] and bool(((block_rows[:, :width] == block_threshold).sum(1) < block_free).any()):
+            width = min(rows.shape[1], 4 * width)
+        equal = (block_rows[:, :width] == block_threshold).nonzero()  # (nnz, 2), row-major
+        local_row = equal[:, 0]
+        counts = torch.bincount(local_row, minlength=block.shape[0])
+        rank = torch.arange(local_row.shape[0], device=rows.device) - (torch.cumsum(counts, 0) - counts)[local_row]
+        chosen = rank < block_free[local_row]
+        keep_rows = local_row[chosen]
+        result[block[keep_rows], equal[chosen, 1]] = block_threshold[keep_rows, 0]
 
 
 def _log2_(t: Tensor) -> Tensor:
