@@ -509,6 +509,13 @@ def _prepare(state: SubnetState, validate: bool) -> _Inputs:
     if validate:
         check_finite(stake, "stake")
         check_non_negative(stake, "stake")
+        if not stake.is_floating_point():
+            bad = first_index(stake.to(torch.float64).sum(-1) >= 2.0**61)
+            if bad is not None:
+                raise ValueRangeError(
+                    f"Expected the integer `stake` of each subnet to sum below 2**61, but subnet {bad} sums to "
+                    f"{float(stake.to(torch.float64).sum(-1)[bad]):.4g}; pass smaller units or float stake."
+                )
 
     block_given = state.block is not None
     if state.last_update is not None:

@@ -313,6 +313,8 @@ def test_bad_inputs_raise_clear_errors() -> None:
         epoch(SubnetState(weights=ok["weights"], stake=[1, float("nan")]))
     with pytest.raises(mt.ValueRangeError, match="stake.*non-negative"):
         epoch(SubnetState(weights=ok["weights"], stake=[1, -2]))
+    with pytest.raises(mt.ValueRangeError, match="2\\*\\*61"):
+        epoch(SubnetState(weights=ok["weights"], stake=[2**61, 2**61]))
     with pytest.raises(mt.ShapeError, match="stake.*shape"):
         epoch(SubnetState(weights=ok["weights"], stake=[1, 1, 1]))
     with pytest.raises(mt.ShapeError, match="weights.*n, n"):
@@ -343,3 +345,42 @@ def test_bad_inputs_raise_clear_errors() -> None:
         run_epochs(SubnetState(**ok), torch.zeros(3, 3, 3, dtype=torch.int64))
     with pytest.raises(ValueError):  # the error family subclasses the builtins
         epoch(SubnetState(**ok, n_valid=5))
+
+
+# ------------------------------------------------------------------ property tests
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@settings(max_examples=25)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    n=st.integers(1, 10),
+    emission=st.sampled_from([0, 1, 7, 10**9, 2**40 + 3]),
+    params=st.sampled_from(PARAM_CASES),
+    exact=st.booleans(),
+    float_stake=st.booleans(),
+)
+def test_payouts_conserve_and_follow_the_shares(seed: int, n: int, emission: int, params: YumaParams, exact: bool,
+                                                float_stake: bool) -> None:
+    state = random_state(seed, (2,), n, float_stake=float_stake)
+    chain = epoch(state, params, emission, exact=exact)
+    full = epoch(state, params, emission, exact=exact, payout="exact")
+    for result, payout in ((chain, "chain"), (full, "exact")):
+        paid = as_np(result.server_emission) + as_np(result.validator_emission)
+        assert (paid >= 0).all()
+        np.testing.assert_array_equal(paid.sum(-1) + as_np(result.dust), [emission, emission])
+        if payout == "exact":
+            assert (as_np(result.dust) == 0).all() or (as_np(result.stake_weight).sum(-1) == 0).any()
+    # handing out the dust never takes from anyone
+    gained = as_np(full.server_emission) + as_np(full.validator_emission) - (
+        as_np(chain.server_emission) + as_np(chain.validator_emission))
+    if exact:  # floor(E * w / W) is never below the chain's floor of a truncated share
+        assert (gained >= 0).all()
+    # u16 outputs stay in range and bonds rows exist only for permitted uids
+    for name in ("consensus", "incentive", "dividends", "validator_trust", "stake_weight", "bonds"):
+        values = as_np(getattr(chain, name))
+        assert values.min() >= 0 and values.max() <= 65535, name
+    if params.path == "sparse":  # the dense path leaves rows of never-permitted uids untouched
+        assert not as_np(chain.bonds)[~as_np(chain.validator_permit)].any()
