@@ -580,7 +580,7 @@ def _unit_of(unit: str, token: Token, name: str = "unit") -> str:
 
 def format_balance(
     balance: Balance,
-    unit: str = "MDT",
+    unit: str | None = None,
     decimals: int | None = None,
     *,
     thousands: bool = True,
@@ -595,7 +595,8 @@ def format_balance(
 
     Args:
         balance: the amount.
-        unit: the token symbol (``"MDT"``, default) or its smallest unit (``"wei"``), any case.
+        unit: the token symbol (``"MDT"``; the default is the balance's token) or its smallest
+            unit (``"wei"``), any case.
         decimals: digits after the point for the token unit (default: the token's decimals);
             fewer digits round with ``rounding``. Not allowed with the smallest unit.
         thousands: group the integer digits with commas.
@@ -613,7 +614,7 @@ def format_balance(
             "Use Balance.from_mdt(x) or Balance.from_wei(n) first."
         )
     token = balance.token
-    kind = _unit_of(unit, token)
+    kind = _unit_of(token.symbol if unit is None else unit, token)
     group = "," if thousands else ""
     if kind == "smallest":
         if decimals not in (None, 0):

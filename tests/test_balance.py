@@ -323,6 +323,41 @@ def test_format_then_parse_round_trips(wei: int, unit: str, thousands: bool, dec
     assert parse_balance(text, allow_negative=True) == b
 
 
+@st.composite
+def balance_texts(draw: st.DrawFn) -> tuple[str, Fraction, str]:
+    """Random well-formed balance strings and their exact value in wei."""
+    sign = draw(st.sampled_from(["", "+", "-"]))
+    whole = draw(st.integers(0, 10**15))
+    grouped = draw(st.booleans())
+    digits = f"{whole:,}" if grouped else str(whole)
+    fraction = draw(st.text("0123456789", min_size=0, max_size=12))
+    exponent = draw(st.one_of(st.just(""), st.integers(-12, 12).map(lambda e: f"e{e}")))
+    unit = draw(st.sampled_from(["MDT", "mdt", "wei", "Wei"]))
+    text = f"{sign}{digits}{'.' + fraction if fraction else ''}{exponent} {unit}"
+    value = Fraction(whole) + (Fraction(int(fraction), 10 ** len(fraction)) if fraction else 0)
+    value *= Fraction(10) ** (int(exponent[1:]) if exponent else 0)
+    value *= -1 if sign == "-" else 1
+    if unit.lower() == "mdt":
+        value *= WEI_PER_MDT
+    return text, value, unit
+
+
+@given(balance_texts())
+def test_parse_then_format_round_trips(case: tuple[str, Fraction, str]) -> None:
+    text, value, unit = case
+    if value.denominator != 1:
+        with pytest.raises(BalanceError, match="precision"):
+            parse_balance(text, allow_negative=True)
+        return
+    parsed = parse_balance(text, allow_negative=True)
+    assert parsed.wei == value.numerator  # signs and exponents are never dropped
+    for fmt_unit in ("MDT", "wei"):
+        for thousands in (True, False):
+            again = format_balance(parsed, fmt_unit, thousands=thousands)
+            assert parse_balance(again, allow_negative=True) == parsed
+            assert format_balance(parse_balance(again, allow_negative=True), fmt_unit, thousands=thousands) == again
+
+
 @given(st.integers(-(10**20), 10**20), st.integers(-12, 12))
 def test_parse_of_scientific_text(mantissa: int, exponent: int) -> None:
     text = f"{mantissa}e{exponent} MDT"
