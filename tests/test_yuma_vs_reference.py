@@ -13,7 +13,11 @@ fallback to stake, explicit-zero vs absent weights.  What is checked:
 * ``payout="exact"``: server + validator emissions sum to ``emission`` exactly, nothing negative, and
   every uid's payout lies within 1 wei (plus the normalisation's sub-wei loss) of the chain's pre-floor
   share ``bits * E / 2**32`` of the same I32F32 proportions;
-* a batch of subnets equals the loop of singles.
+* a batch of subnets equals the loop of singles, and a padded batch of different sizes (``n_valid``)
+  equals each subnet's reference alone;
+* the chain's own multi-epoch tests (``test_bonds``, ``test_yuma_3_kappa_moves_first`` in every consensus
+  mode) and the real subnet-15 snapshot replayed through both implementations in lockstep;
+* the same bits on CUDA (``cuda``-marked, skipped without a GPU).
 """
 
 from __future__ import annotations
@@ -395,6 +399,40 @@ def test_chain_yuma3_liquid_alpha_scenario_replayed_through_the_tensor_epoch(mod
             chain.set_weights(uid, [3, 4], row)
         chain.block += 1
         chain.epoch()
+
+
+SNAPSHOT = "/work/shared/data/sn15_block4769998.npz"
+
+
+@pytest.mark.parametrize("yuma3", [False, True])
+def test_real_subnet_snapshot_three_epochs_in_lockstep(yuma3: bool) -> None:
+    """Subnet 15 at block 4,769,998 (256 uids): three chained epochs, tensor == reference bit for bit.
+
+    The snapshot holds float stake (TAO) and float weight rows; they enter as the chain would hold them:
+    stake in rao (``round(S * 1e9)``) and each row max-upscaled to u16 (``round(w / max(w) * 65535)``).
+    """
+    np = pytest.importorskip("numpy")
+    try:
+        data = np.load(SNAPSHOT)
+    except FileNotFoundError:
+        pytest.skip(f"snapshot {SNAPSHOT} not available")
+    weights = data["W"].astype(np.float64)
+    row_max = weights.max(axis=1, keepdims=True)
+    row_max[row_max == 0] = 1.0
+    weights_u16 = np.floor(weights / row_max * 65535 + 0.5).astype(np.int64)
+    stake = [int(round(float(s) * 1e9)) for s in data["S"].astype(np.float64)]
+    n, block = len(stake), int(data["block"])
+    params = RefParams(yuma3=yuma3, liquid_alpha=yuma3, bonds_penalty=0 if yuma3 else 65535)
+    chain = ChainSim(n, stake, 0, params, epoch_fn=_checked_epoch)
+    chain.weights = weights_u16.tolist()
+    chain.present = [[True] * n for _ in range(n)]
+    chain.last_update = [block] * n
+    for k in range(3):
+        chain.block = block + k * params.tempo
+        chain.last_update = [chain.block] * n
+        out = chain.epoch()
+    assert sum(out["validator_permit"]) == 128
+    assert any(out["consensus"]) and any(out["dividends"])
 
 
 # --------------------------------------------------------------------------------------------------
