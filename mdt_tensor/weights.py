@@ -502,10 +502,11 @@ def clip_weights(
     if low > high:
         raise ValueRangeError(f"Expected `min_weight` <= `max_weight`, but got {low} > {high}.")
     w, origin = _read_weights(weights, "weights")
-    if validate:
-        _check_finite(w, "weights")
     result, out_target = _out_buffer(out, w, origin)
-    torch.clamp(w, low, high, out=result)
+    checker = _BlockChecker(w, validate)
+    for block, target in _flat_blocks(w, result):
+        checker.finite(block)
+        torch.clamp(block, low, high, out=target)
     return _finish(result, origin, out, out_target)
 
 
@@ -562,25 +563,67 @@ def apply_weight_decay(
         raise ValueRangeError(f"Expected `min_weight` >= 0, but got {floor}.")
     w, origin = _read_weights(weights, "weights")
     dim = normalize_dim(dim, w.ndim)
-    if validate and w.numel():
-        _check_finite(w, "weights")
-        if not bool(w.amin() >= 0):
-            check_non_negative(w, "weights")
     result, out_target = _out_buffer(out, w, origin)
+    checker = _BlockChecker(w, validate)
     if isinstance(steps, (int, float, np.integer, np.floating)) and not isinstance(steps, bool):
         count = _check_number(steps, "steps")
         if count < 0:
             raise ValueRangeError(f"Expected `steps` >= 0, but got {count}.")
-        torch.mul(w, factor**count, out=result)
+        pairs, scale = _flat_blocks(w, result), torch.tensor(factor**count, dtype=w.dtype, device=w.device)
     else:
-        scale = _decay_scale(steps, factor, w, dim, validate)
-        torch.mul(w, scale, out=result)
-    if floor > 0:
-        # max(w * factor ** steps, floor * sign(w)): the floor for w > 0, zero stays zero (w >= 0).
-        # Arithmetic instead of a boolean mask: torch's masked ops are several times slower on CPU.
-        floors = torch.sign(w, out=_empty_like(w)).mul_(floor)
-        torch.maximum(result, floors, out=result)
+        pairs, scale = [(w, result)], _decay_scale(steps, factor, w, dim, validate)
+    floors = _empty(tuple(pairs[0][0].shape), w.dtype, w.device) if floor > 0 else None
+    for block, target in pairs:
+        checker.finite(block)
+        checker.non_negative(block)
+        if floors is not None:
+            # max(w * factor ** steps, floor * sign(w)): the floor for w > 0, and zero stays zero
+            # (w >= 0). Arithmetic, not a boolean mask (torch's masked ops are several times slower
+            # on CPU); sign(w) is taken before `target`, which may be `w` itself, is written.
+            lifted = torch.sign(block, out=floors[: block.shape[0]]).mul_(floor)
+            torch.mul(block, scale, out=target)
+            torch.maximum(target, lifted, out=target)
+        else:
+            torch.mul(block, scale, out=target)
     return _finish(result, origin, out, out_target)
+
+
+def _flat_blocks(w: Tensor, result: Tensor) -> list[tuple[Tensor, Tensor]]:
+    """Matching flat chunks of ``w`` and ``result`` of about ``_BLOCK_BYTES`` for elementwise work.
+
+    On CPU, with both contiguous, an elementwise chain (check, compute, floor) then reads each
+    chunk from cache after the first pass; elsewhere the whole pair is one chunk.
+    """
+    if w.device.type != "cpu" or w.numel() == 0 or not (w.is_contiguous() and result.is_contiguous()):
+        return [(w, result)]
+    flat, flat_out = w.view(-1), result.view(-1)
+    step = max(1, _BLOCK_BYTES // w.element_size())
+    return [(flat[i : i + step], flat_out[i : i + step]) for i in range(0, flat.shape[0], step)]
+
+
+class _BlockChecker:
+    """Value checks of ``w`` run chunk by chunk, before each chunk is written.
+
+    A chunk's sum (or minimum) is finite (non-negative) when its elements are; only a failing
+    summary pays for the exact search, which runs once over all of ``w``: chunks written before
+    (possibly in place) passed, so the first offending element is still where it was. If that
+    search finds nothing (the sum merely overflowed) the rest of ``w`` is known good.
+    """
+
+    def __init__(self, w: Tensor, validate: bool) -> None:
+        self.w = w
+        self.check_finite = validate and w.is_floating_point()
+        self.check_sign = validate
+
+    def finite(self, block: Tensor) -> None:
+        if self.check_finite and block.numel() and not bool(torch.isfinite(block.sum())):
+            check_finite(self.w, "weights")
+            self.check_finite = False
+
+    def non_negative(self, block: Tensor) -> None:
+        if self.check_sign and block.numel() and not bool(block.amin() >= 0):
+            check_non_negative(self.w, "weights")
+            self.check_sign = False
 
 
 def _decay_scale(steps: Array, factor: float, w: Tensor, dim: int, validate: bool) -> Tensor:

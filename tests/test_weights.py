@@ -566,3 +566,27 @@ def test_in_place_normalize_reports_the_original_nan_index() -> None:
     with pytest.raises(mt.ValueRangeError, match=r"index \(1, 1\)"):
         mt.normalize_weights(w, out=w)
     assert w[0].tolist() == [0.5, 0.5, 1.0]  # nothing written
+
+
+@pytest.mark.parametrize("block_bytes", [8, 1 << 21])
+def test_chunked_clip_and_decay_in_place_and_checks(monkeypatch: pytest.MonkeyPatch, block_bytes: int) -> None:
+    import mdt_tensor.weights as weights_module
+
+    monkeypatch.setattr(weights_module, "_BLOCK_BYTES", block_bytes)
+    w = torch.tensor([[0.5, 0.0, 2.0], [0.01, 0.3, 0.0]])
+    expected = torch.tensor([[0.1, 0.0, 0.1], [0.1, 0.1, 0.0]])
+    same = w.clone()
+    assert mt.apply_weight_decay(same, 0.0, 1, 0.1, out=same) is same  # factor 0: all non-zeros lifted to the floor
+    assert torch.equal(same, expected)
+    assert torch.equal(mt.clip_weights(w, 0.2, 0.4, out=w), torch.tensor([[0.4, 0.2, 0.4], [0.2, 0.3, 0.2]]))
+    late = torch.zeros(4, 6)
+    late[3, 4] = math.nan
+    late[3, 5] = -1.0
+    with pytest.raises(mt.ValueRangeError, match=r"nan at index \(3, 4\)"):
+        mt.clip_weights(late, out=late)
+    assert not late[:3].any()
+    late[3, 4] = 0.0
+    with pytest.raises(mt.ValueRangeError, match=r"-1.0 at index \(3, 5\)"):
+        mt.apply_weight_decay(late, 0.5, out=late)
+    huge = np.full((8, 4), 3e38, dtype=np.float32)  # every chunk's sum overflows, the values are fine
+    assert np.array_equal(mt.apply_weight_decay(huge, 1.0), huge)
