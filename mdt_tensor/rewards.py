@@ -144,16 +144,17 @@ def _power_of_two(exponent: Tensor, dtype: torch.dtype = torch.float64) -> Tenso
 
 def _scaled_float_weights(w: Tensor, row_max: Tensor, top_bits: int) -> Tensor:
     """Float weights scaled per row by a power of two so that the row maximum lies in
-    ``[2**(top_bits-1), 2**top_bits)``; the scaling is exact.
+    ``[2**(top_bits-1), 2**top_bits)``.
 
-    float32 rows are scaled in float32 where the factor is a normal float32 and the scaled
-    values stay exact (``top_bits <= 24``); otherwise in float64, in two factors where one would
-    leave the float64 range (weights below ``2**-1022`` times the row maximum may then lose low
-    bits; their shares are far below one wei).
+    float32 rows are scaled in float32 where the factor is a normal float32 and integers up to
+    the maximum are exact (``top_bits <= 24``); otherwise in float64, in two factors where one
+    would leave the float64 range. A power-of-two scaling is exact except where a weight far
+    below the row maximum underflows (see :func:`apportion`); such a weight's share is far
+    below one wei.
     """
     exponent = torch.frexp(row_max).exponent.to(torch.int64)
     shift = top_bits - torch.where(row_max > 0, exponent, torch.zeros_like(exponent))
-    low, high = int(shift.min()), int(shift.max()) if shift.numel() else (0, 0)
+    low, high = int(shift.min()), int(shift.max())
     if w.dtype == torch.float32 and top_bits <= 24 and -126 <= low and high <= 127:
         return w * _power_of_two(shift, torch.float32)[:, None]
     # a fresh float64 copy, scaled in place (never write into the caller's weights)
@@ -461,7 +462,8 @@ def apportion(
       to T exactly, zero weights still get 0, and the quota property holds to within
       ``1 + T * 2**-100 < 1 + 2**-37`` wei. Only a share lying within that distance below an
       integer can have its floor rounded up to the integer (``method="floor"``: one wei less
-      dust). Weights below ``2**-1022`` times the row maximum count as zero.
+      dust). Weights more than ``2**170`` (float32) or ``2**1000`` (float64) times smaller than
+      the row maximum may count as zero: their shares are below ``2**-100`` wei.
     * int64 weights with more bits: the same double-double path with the weights split into
       two exact 32-bit halves.
 
