@@ -23,10 +23,7 @@ this core; only the key encoding and the stake dtype (float64 or exact int64 I32
 from __future__ import annotations
 
 import math
-import os
-import threading
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 from typing import Literal
 
@@ -37,7 +34,7 @@ from torch import Tensor
 from ._array import Array, ArrayOrigin, as_float_tensor, as_tensor, check_same_device, float_compute_dtype
 from ._validation import check_finite, check_in_range, check_ndim, check_non_negative, check_not_nan, normalize_dim
 from .errors import DTypeError, ShapeError, ValueRangeError
-from .fixed import ONE, fx_normalize
+from .fixed import ONE, fx_normalize, run_blocks
 
 __all__ = [
     "DEFAULT_KAPPA",
@@ -165,26 +162,6 @@ def _select_torch(values: Tensor, stake: Tensor, included: Tensor, minority: Ten
 
 _BLOCK_ELEMENTS = 1 << 16  # 256 columns of 256 rows: the transposed read stays in cache
 _EXCLUDED_FLOAT_KEY = 0x7FF0000000000000  # the bits of +inf: above every finite weight
-_pool: ThreadPoolExecutor | None = None
-_pool_lock = threading.Lock()
-
-
-def _forget_pool_after_fork() -> None:
-    global _pool
-    _pool = None  # the parent's worker threads do not exist in a forked child
-
-
-os.register_at_fork(after_in_child=_forget_pool_after_fork)
-
-
-def _thread_pool() -> ThreadPoolExecutor:
-    global _pool
-    with _pool_lock:
-        if _pool is None:
-            _pool = ThreadPoolExecutor(max_workers=max(1, torch.get_num_threads()), thread_name_prefix="mdt-median")
-        return _pool
-
-
 def _layout(rows: int) -> tuple[int, int, int]:
     """``(group, chunks, padded)``: rows padded to ``chunks`` groups of ``group`` (about sqrt(V))."""
     group = 1 << (max(rows - 1, 0).bit_length() + 1) // 2
@@ -275,12 +252,7 @@ def _select_numpy(values: Tensor, stake: Tensor, included: Tensor, minority: Ten
         for start in range(0, columns, step):
             tasks.append((values_np[b], stake_np[b], excluded_rows, counts[b], minority_list[b], encoding,
                           start, min(start + step, columns), out_np[b]))
-    if len(tasks) == 1 or torch.get_num_threads() == 1:
-        for task in tasks:
-            _median_block(*task)
-    else:
-        for future in [_thread_pool().submit(_median_block, *task) for task in tasks]:
-            future.result()
+    run_blocks(_median_block, tasks)
     return out
 
 
@@ -651,13 +623,7 @@ def _median_even_average(x: Tensor, dim: int) -> Tensor:
         out = np.empty(stack.shape[1], dtype=stack.dtype)
         step = _MEDIAN_BLOCK
         blocks = [(start, min(start + step, stack.shape[1])) for start in range(0, stack.shape[1], step)]
-        if len(blocks) == 1 or torch.get_num_threads() == 1:
-            for start, stop in blocks:
-                _median_block_numpy(stack, start, stop, out)
-        else:
-            futures = [_thread_pool().submit(_median_block_numpy, stack, start, stop, out) for start, stop in blocks]
-            for future in futures:
-                future.result()
+        run_blocks(_median_block_numpy, [(stack, start, stop, out) for start, stop in blocks])
         return torch.from_numpy(out).reshape(rest)
     ordered = torch.sort(x, dim=dim).values
     upper = ordered.select(dim, count // 2)

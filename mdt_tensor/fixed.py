@@ -22,6 +22,12 @@ given back in kind), except the float conversions.
 
 from __future__ import annotations
 
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -202,7 +208,7 @@ def fx_to_float(bits: Array, dtype: torch.dtype = torch.float64) -> Array:
 # ----------------------------------------------------------------------------- multiply
 
 
-def _mul_hi_lo(a: Tensor, b: Tensor) -> tuple[Tensor, Tensor]:
+def _mul_hi_lo(a: Any, b: Any) -> tuple[Any, Any]:
     """``floor(a * b / 2**32)`` as ``high * 2**32 + low`` with ``0 <= low < 2**32``.
 
     ``a = ah * 2**32 + al`` with ``ah = a >> 32`` (signed) and ``0 <= al < 2**32``; likewise b:
@@ -211,7 +217,7 @@ def _mul_hi_lo(a: Tensor, b: Tensor) -> tuple[Tensor, Tensor]:
 
     ``ah*bl`` and ``al*bh`` fit int64 (|.| < 2**63); ``al*bl`` can reach 2**64, so its high half
     comes from 16-bit limbs of ``al``. Every partial term is split into 32-bit halves before it
-    is added, so nothing overflows.
+    is added, so nothing overflows. Operators only: works on torch tensors and numpy arrays.
     """
     ah, al = a >> 32, a & _LOW32
     bh, bl = b >> 32, b & _LOW32
@@ -404,6 +410,88 @@ def fx_round(bits: Array) -> Array:
     return origin.wrap(out)
 
 
+def _exp_series(operand: Any, xp: Any) -> tuple[Any, Any]:
+    """``1 + x + sum_{i=2}^{31} term_i`` for ``x = operand >= 0``, and where anything overflowed.
+
+    Written with operators only, so it runs on torch tensors and, on the CPU, on numpy views of
+    them (``xp`` is ``torch`` or ``numpy``): torch's CPU kernels for int64 ``where`` and division
+    are several times slower than numpy's, and this loop is 30 rounds of limb products.
+    """
+    failed = operand < 0  # -(-2**63) wrapped
+    result = operand + ONE
+    failed = failed | (result < operand)  # the plain add wrapped
+    term = operand
+    for i in range(2, FRAC_BITS):
+        high, low = _mul_hi_lo(term, operand)
+        failed = failed | (high >= 2**31) | (high < -(2**31))
+        # (term << 32) / (i << 32) is trunc(term / i); term >= 0, so floor division is the same
+        term = ((xp.clip(high, -(2**31), 2**31 - 1) << 32) | low) // i
+        total = result + term
+        failed = failed | ((term > 0) & (total < result))
+        result = total
+    return result, failed
+
+
+_CPU_CHUNK = 1 << 14
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+
+def _forget_pool_after_fork() -> None:
+    global _pool
+    _pool = None  # the parent's worker threads do not exist in a forked child
+
+
+os.register_at_fork(after_in_child=_forget_pool_after_fork)
+
+
+def cpu_thread_pool() -> ThreadPoolExecutor:
+    """The small thread pool the CPU paths of ``fixed`` and ``consensus`` share (numpy releases the GIL)."""
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(max_workers=max(1, torch.get_num_threads()), thread_name_prefix="mdt-cpu")
+        return _pool
+
+
+def run_blocks(function: Any, blocks: list[Any]) -> None:
+    """Call ``function(*block)`` for every block, on the pool when there is more than one."""
+    if len(blocks) <= 1 or torch.get_num_threads() == 1:
+        for block in blocks:
+            function(*block)
+        return
+    for future in [cpu_thread_pool().submit(function, *block) for block in blocks]:
+        future.result()
+
+
+def _exp_series_cpu(operand: Tensor) -> tuple[Tensor, Tensor]:
+    """``_exp_series`` in numpy, in cache-sized chunks (fresh multi-MB temporaries cost page faults)."""
+    flat = operand.reshape(-1).numpy()
+    result = np.empty_like(flat)
+    failed = np.empty(flat.shape, dtype=bool)
+
+    def chunk(start: int, stop: int) -> None:
+        result[start:stop], failed[start:stop] = _exp_series(flat[start:stop], np)
+
+    run_blocks(chunk, [(start, min(start + _CPU_CHUNK, flat.size)) for start in range(0, flat.size, _CPU_CHUNK)])
+    return torch.from_numpy(result).reshape(operand.shape), torch.from_numpy(failed).reshape(operand.shape)
+
+
+def _one_over(bits: Tensor) -> Tensor:
+    """I32F32 ``1 / x`` for ``x >= 1.0`` (``(1 << 64) // bits``, which never overflows there).
+
+    ``2**64 = 2 * 2**63`` and ``2**63 = INT64_MAX + 1``: divide INT64_MAX, carry the 1 into the
+    remainder, then double: one native division instead of a 32-round long division.
+    Entries below 1.0 (only where the series already failed) give garbage that is masked.
+    """
+    divisor = bits.clamp(min=ONE)
+    half, rem = torch.div(INT64_MAX, divisor, rounding_mode="floor"), INT64_MAX % divisor + 1
+    carry = rem >= divisor
+    half = half + carry.to(torch.int64)
+    rem = torch.where(carry, rem - divisor, rem)
+    return 2 * half + (rem >= divisor - rem).to(torch.int64)  # 2*rem >= divisor, without overflow
+
+
 def _exp_parts(x: Tensor) -> tuple[Tensor, Tensor]:
     """substrate_fixed ``transcendental::exp::<I32F32, I32F32>`` and its error mask.
 
@@ -412,22 +500,12 @@ def _exp_parts(x: Tensor) -> tuple[Tensor, Tensor]:
     ``exp(0) = 1`` and ``exp(1) = e`` (truncated to 23 fraction bits) are special-cased as there.
     """
     negative = x < 0
-    operand = torch.where(negative, -x, x)  # x == -2**63 stays negative: flagged below
-    failed = operand < 0
-    result = operand + ONE
-    failed = failed | (result < operand)  # the plain add wrapped
-    term = operand
-    for i in range(2, FRAC_BITS):
-        high, low = _mul_hi_lo(term, operand)
-        failed = failed | (high >= 2**31) | (high < -(2**31))
-        term = (high.clamp(-(2**31), 2**31 - 1) << 32) | low
-        term = torch.div(term, i, rounding_mode="trunc")  # (term << 32) / (i << 32)
-        total = result + term
-        failed = failed | ((term > 0) & (total < result))
-        result = total
-    inverse, inverse_failed = _div_parts(torch.full_like(result, ONE), result.clamp(min=1), None)
-    result = torch.where(negative, inverse, result)
-    failed = failed | (negative & inverse_failed)
+    operand = torch.where(negative, -x, x)
+    if operand.device.type == "cpu":
+        result, failed = _exp_series_cpu(operand.contiguous())
+    else:
+        result, failed = _exp_series(operand, torch)
+    result = torch.where(negative, _one_over(result), result)
     result = torch.where(x == 0, torch.full_like(result, ONE), result)
     result = torch.where(x == ONE, torch.full_like(result, _E_BITS), result)
     failed = failed & (x != 0) & (x != ONE)
