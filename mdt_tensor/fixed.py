@@ -18,6 +18,11 @@ on every device, so CPU and CUDA give the same bits.
 
 Every function takes and returns int64 tensors of raw bits (numpy and CuPy arrays are accepted and
 given back in kind), except the float conversions.
+
+On the CPU, the 30-round exp series runs on numpy views of the tensors in cache-sized chunks on
+a small thread pool: the same operator-only code as the torch path (``_exp_series``), but fresh
+multi-MB int64 temporaries cost page faults and torch's CPU int64 ``where``/division kernels are
+several times slower than numpy's.
 """
 
 from __future__ import annotations
