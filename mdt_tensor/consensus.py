@@ -371,6 +371,7 @@ def weighted_median(
         stakes: ``(*, V)`` stake per validator; leading dimensions broadcast against ``weights``'.
         kappa: the majority in ``[0, 1]``, a float or a tensor broadcastable to ``(*)``.
         validate: check for NaN, inf and negative values (reads the data; skip for speed).
+            Without the checks such values give an unspecified result.
 
     Returns:
         ``(*, N)`` consensus, in the dtype and array type of ``weights``.
