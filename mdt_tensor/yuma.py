@@ -995,7 +995,9 @@ def epoch(
         validate: run the value checks (ranges, NaN, signs; they sync a GPU).
 
     Returns:
-        :class:`EpochResult`, in the array type of ``state.weights``.
+        :class:`EpochResult`, in the array type of ``state.weights``. The exact path gives the same
+        bits on every device; the fast path's float sums may differ in the last bits between
+        devices (its payouts are still whole wei that sum as stated).
 
     Raises:
         ShapeError, DTypeError, ValueRangeError: bad shapes, dtypes or values (first offender named).
