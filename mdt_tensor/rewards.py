@@ -414,12 +414,12 @@ def _apportion_rows(
     # First try as few bits as the dtype's mantissa (small integers: one long-division step).
     for bits in sorted({min(mantissa_bits, top_bits), top_bits}):
         scaled = _scaled_float_weights(w, row_max, bits)
-        whole = torch.floor(scaled)
-        if torch.equal(whole, scaled):
-            return _exact_path(totals, scaled.to(torch.int64), bits, method)
-    lossless = (whole == scaled).all(dim=-1)
-    q = whole.to(torch.int64)
-    scaled = scaled.to(torch.float64)
+        q = scaled.to(torch.int64)  # truncation: the floor of a non-negative value
+        fraction = scaled.frac_()  # a fresh buffer (never the caller's weights)
+        if not bool(fraction.any()):
+            return _exact_path(totals, q, bits, method)
+    lossless = ~(fraction != 0).any(dim=-1)
+    scaled = _scaled_float_weights(w, row_max, top_bits).to(torch.float64)
     if not bool(lossless.any()):
         return _approx_path(totals, scaled, top_bits, method)
     parts = torch.empty(w.shape, dtype=torch.int64, device=w.device)
