@@ -900,12 +900,14 @@ def _resolve_ties(rows: Tensor, result: Tensor, ambiguous: Tensor, values: Tenso
     step = _rows_per_block(rows)
     for first in range(0, which.shape[0], step):
         block = which[first : first + step]
-        block_rows, block_threshold, block_free = rows[block], threshold[first : first + step], free[first : first + step]
+        block_threshold, block_free = threshold[first : first + step], free[first : first + step]
         # Only a prefix of the columns is needed: widen it (x4) until every row has its `free` copies.
         width = min(rows.shape[1], 4 * k)
-        while width < rows.shape[1] and bool(((block_rows[:, :width] == block_threshold).sum(1) < block_free).any()):
+        equal = rows[:, :width][block] == block_threshold
+        while width < rows.shape[1] and bool((equal.sum(1) < block_free).any()):
             width = min(rows.shape[1], 4 * width)
-        equal = (block_rows[:, :width] == block_threshold).nonzero()  # (nnz, 2), row-major
+            equal = rows[:, :width][block] == block_threshold
+        equal = equal.nonzero()  # (nnz, 2), row-major
         local_row = equal[:, 0]
         counts = torch.bincount(local_row, minlength=block.shape[0])
         rank = torch.arange(local_row.shape[0], device=rows.device) - (torch.cumsum(counts, 0) - counts)[local_row]
