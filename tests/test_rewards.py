@@ -382,3 +382,22 @@ def test_sum_wei_guards_overflow_and_names_the_row() -> None:
         sum_wei(np.array([-(2**62), -(2**62), -1]))
     assert isinstance(sum_wei(np.array([[1, 2]])), np.ndarray)
     assert mt.sum_wei(torch.tensor([[1, 2], [3, 4]]), dim=0).tolist() == [4, 6]
+
+
+@pytest.mark.parametrize(
+    "dtype",
+    [torch.uint8, torch.int16, torch.int32, torch.int64, torch.float16, torch.bfloat16, torch.float32, torch.float64],
+)
+def test_every_weight_dtype_is_exact(dtype: torch.dtype) -> None:
+    raw = [3, 0, 7, 7, 1, 100]
+    weights = torch.tensor(raw).to(dtype)
+    for total in (0, 1, 10**9 + 7, INT64_MAX):
+        parts, dust = apportion(total, weights)
+        assert parts.dtype == torch.int64 and parts.tolist() == hamilton(total, raw)[0] and int(dust) == 0
+
+
+def test_numpy_uint16_weights_and_numpy_totals() -> None:
+    weights = np.array([[65535, 1, 0], [2, 2, 2]], dtype=np.uint16)
+    parts, dust = apportion(np.array([10, 7]), weights)
+    assert isinstance(parts, np.ndarray) and parts.tolist() == [[10, 0, 0], [3, 2, 2]]
+    assert dust.tolist() == [0, 0]
