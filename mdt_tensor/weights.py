@@ -26,15 +26,19 @@ Hand-written mechanisms, and why a library call did not serve:
 * **Logarithm on CPU** (:func:`_log2_`): torch 2.13's CPU ``log``/``log2`` run at about 1 ns
   per element, numpy's SIMD ``log2`` about 4x faster, and the logarithm is the cost of the
   entropy. On CPU the entropy's ``log2`` runs in place through numpy on the same memory (no
-  copy); on other devices ``torch.log2_``. Both give the correctly rounded-to-an-ulp result and
-  the tests compare them.
-* **Row blocks** (:func:`_rows_per_block`): multi-pass formulas (entropy, EMA) run over blocks of
-  about 2 MiB of rows on CPU so that every pass after the first reads from cache; the loop is
-  over blocks (numel / 2**18 iterations), each iteration a batched torch call.
-* **Top-k with deterministic ties** (:func:`top_k_weights`): ``torch.topk`` does not specify
-  which of several equal values it returns, and a stable full sort is several times slower. The
-  k-th largest value from ``torch.topk`` is the threshold; rows that hold more copies of it than
-  they may keep are resolved by rank (cumulative count) so the lowest indices win.
+  copy); on other devices ``torch.log2_``. Both are accurate to an ulp; the tests compare them.
+* **Blocks** (:func:`_rows_per_block`, :func:`_flat_blocks`): multi-pass formulas (entropy, EMA,
+  clip and decay with their checks) run over blocks of about 2 MiB on CPU, so every pass after
+  the first reads from cache. The loop is over blocks (numel / 2**19 iterations for float32),
+  each iteration a batched torch call. (On an oversubscribed machine OpenMP's default
+  spin-waiting makes each of these calls wait for a descheduled thread; ``OMP_WAIT_POLICY=PASSIVE``
+  or fewer torch threads avoid that.)
+* **Top-k with deterministic ties** (:func:`top_k_weights`, :func:`_top_k_plus_one`):
+  ``torch.topk`` does not specify which of several equal values it returns, a stable full sort
+  is several times slower, and one ``torch.topk`` over a long row is slow on CPU. A two-stage
+  selection (group maxima, then the members of the best groups) finds the k + 1 largest values;
+  when the k-th and (k+1)-th differ the top-k set is unique, otherwise the row's boundary ties
+  are resolved so that the lowest indices win.
 """
 
 from __future__ import annotations
