@@ -253,12 +253,22 @@ def fx_mul_checked(a: Array, b: Array) -> tuple[Array, Array]:
     """
     x, origin = _bits(a, "a")
     y, _ = _bits(b, "b")
-    high, low = _mul_hi_lo(x, y)
+    x, y = torch.broadcast_tensors(x, y)
+    if x.device.type == "cpu":
+        product, overflow = _chunked_cpu(_mul_parts, x, y)
+    else:
+        product, overflow = _mul_parts(x, y, torch)
+    return origin.wrap(product), origin.wrap(overflow)
+
+
+def _mul_parts(a: Any, b: Any, xp: Any) -> tuple[Any, Any]:
+    """Saturated ``floor(a * b / 2**32)`` and its overflow mask; torch tensors or numpy arrays."""
+    high, low = _mul_hi_lo(a, b)
     too_high = high >= 2**31
     too_low = high < -(2**31)
-    product = ((high.clamp(-(2**31), 2**31 - 1) << 32) | low)
-    product = product.masked_fill(too_high, I32F32_MAX).masked_fill(too_low, I32F32_MIN)
-    return origin.wrap(product), origin.wrap(too_high | too_low)
+    product = (xp.clip(high, -(2**31), 2**31 - 1) << 32) | low
+    product = xp.where(too_high, I32F32_MAX, xp.where(too_low, I32F32_MIN, product))
+    return product, too_high | too_low
 
 
 def fx_mul(a: Array, b: Array) -> Array:
@@ -469,17 +479,23 @@ def run_blocks(function: Any, blocks: list[Any]) -> None:
         future.result()
 
 
-def _exp_series_cpu(operand: Tensor) -> tuple[Tensor, Tensor]:
-    """``_exp_series`` in numpy, in cache-sized chunks (fresh multi-MB temporaries cost page faults)."""
-    flat = operand.reshape(-1).numpy()
-    result = np.empty_like(flat)
-    failed = np.empty(flat.shape, dtype=bool)
+def _chunked_cpu(function: Any, *operands: Tensor) -> tuple[Tensor, Tensor]:
+    """``function(*numpy_chunks, numpy) -> (int64, bool)`` over cache-sized chunks of CPU tensors.
+
+    Fresh multi-MB temporaries cost page faults; chunks of 16K elements stay in cache, and the
+    chunks run on the shared thread pool.
+    """
+    shape = operands[0].shape
+    flat = [operand.reshape(-1).contiguous().numpy() for operand in operands]
+    size = flat[0].size
+    values = np.empty(size, dtype=np.int64)
+    flags = np.empty(size, dtype=bool)
 
     def chunk(start: int, stop: int) -> None:
-        result[start:stop], failed[start:stop] = _exp_series(flat[start:stop], np)
+        values[start:stop], flags[start:stop] = function(*(f[start:stop] for f in flat), np)
 
-    run_blocks(chunk, [(start, min(start + _CPU_CHUNK, flat.size)) for start in range(0, flat.size, _CPU_CHUNK)])
-    return torch.from_numpy(result).reshape(operand.shape), torch.from_numpy(failed).reshape(operand.shape)
+    run_blocks(chunk, [(start, min(start + _CPU_CHUNK, size)) for start in range(0, size, _CPU_CHUNK)])
+    return torch.from_numpy(values).reshape(shape), torch.from_numpy(flags).reshape(shape)
 
 
 def _one_over(bits: Tensor) -> Tensor:
@@ -507,7 +523,7 @@ def _exp_parts(x: Tensor) -> tuple[Tensor, Tensor]:
     negative = x < 0
     operand = torch.where(negative, -x, x)
     if operand.device.type == "cpu":
-        result, failed = _exp_series_cpu(operand.contiguous())
+        result, failed = _chunked_cpu(_exp_series, operand)
     else:
         result, failed = _exp_series(operand, torch)
     result = torch.where(negative, _one_over(result), result)
