@@ -40,8 +40,8 @@ from torch import Tensor
 from ._array import Array, ArrayOrigin, as_tensor, check_same_device
 from ._intmath import INT64_MAX, mul_div_floor_rem
 from ._validation import check_finite, check_in_range, check_non_negative, first_index
-from .errors import DTypeError, ShapeError, ValueRangeError
 from .consensus import weighted_median_fixed
+from .errors import DTypeError, ShapeError, ValueRangeError
 from .fixed import fx_exp_safe
 
 __all__ = ["YumaParams", "SubnetState", "EpochResult", "epoch", "next_state", "run_epochs"]
@@ -127,13 +127,11 @@ class YumaParams:
             raise ValueRangeError(
                 f"Expected YumaParams.alpha_low <= alpha_high, but got {self.alpha_low} > {self.alpha_high}."
             )
-        for name, allowed in (
-            ("yuma3", (True, False)),
-            ("liquid_alpha", (True, False)),
-            ("liquid_alpha_consensus_mode", ("current", "previous", "auto")),
-            ("path", ("sparse", "dense")),
-        ):
-            if getattr(self, name) not in allowed or (name in ("yuma3", "liquid_alpha") and not isinstance(getattr(self, name), bool)):
+        for name in ("yuma3", "liquid_alpha"):
+            if not isinstance(getattr(self, name), bool):
+                raise DTypeError(f"Expected YumaParams.{name} to be a bool, but got {getattr(self, name)!r}.")
+        for name, allowed in (("liquid_alpha_consensus_mode", ("current", "previous", "auto")), ("path", ("sparse", "dense"))):
+            if getattr(self, name) not in allowed:
                 raise ValueRangeError(f"Expected YumaParams.{name} in {allowed}, but got {getattr(self, name)!r}.")
 
 
@@ -585,7 +583,8 @@ def _prepare(state: SubnetState, validate: bool) -> _Inputs:
         present = wp.reshape(-1, n, n).to(torch.bool)
 
     if state.previous_consensus is not None:
-        pc = _per_uid(_as_int_tensor(state.previous_consensus, "previous_consensus", device, validate), "previous_consensus", uid_shape)
+        pc = _as_int_tensor(state.previous_consensus, "previous_consensus", device, validate)
+        pc = _per_uid(pc, "previous_consensus", uid_shape)
         if validate:
             _check_u16(pc, "previous_consensus")
     else:
@@ -1016,7 +1015,8 @@ def epoch(
     _check_args(params, payout, x.n, exact)
     e = _emission_tensor(emission, x.batch_shape, x.weights.device, validate)
     if x.weights.shape[0] == 0 or x.n == 0:
-        raise ShapeError(f"Expected a non-empty batch of subnets with n >= 1, but got weights of shape {(*x.batch_shape, x.n, x.n)}.")
+        shape = (*x.batch_shape, x.n, x.n)
+        raise ShapeError(f"Expected a non-empty batch of subnets with n >= 1, but got weights of shape {shape}.")
     return _wrap_result(_epoch_core(x, params, e, ops, payout), x, payout == "chain")
 
 
@@ -1100,10 +1100,8 @@ class _StderrProgress:
 def _stack_results(cores: list[_Core], x: _Inputs, payout_chain: bool) -> EpochResult:
     """Stack per-epoch results into one :class:`EpochResult` with a leading epoch dimension."""
     t = len(cores)
-    stacked = _Core(
-        **{f.name: torch.stack([getattr(c, f.name) for c in cores]).flatten(0, 1) for f in dataclasses.fields(_Core) if f.name != "ops"},
-        ops=cores[0].ops,
-    )
+    names = [f.name for f in dataclasses.fields(_Core) if f.name != "ops"]
+    stacked = _Core(**{name: torch.stack([getattr(c, name) for c in cores]).flatten(0, 1) for name in names}, ops=cores[0].ops)
     batch = (t, *x.batch_shape)
     return _wrap_result(stacked, dataclasses.replace(x, batch_shape=batch), payout_chain)
 
