@@ -428,6 +428,36 @@ def test_kind_and_dtype_out_equal_in(kind: str, dtype: type) -> None:
     assert_kind(clipped, kind, device)
 
 
+@pytest.mark.parametrize("kind", ARRAY_KINDS)
+@pytest.mark.parametrize("method", ["mean", "median", "max", "min", "stake_median"])
+def test_stack_consensus_kind_out_equals_in(kind: str, method: str) -> None:
+    device = "cuda" if kind == "cupy" else "cpu"
+    stack = to_kind(STACK, kind, device)
+    stakes = to_kind(np.arange(1.0, 6.0), kind, device)
+    got = mt.compute_weight_consensus(stack, method, stakes=stakes if method == "stake_median" else None)
+    assert_kind(got, kind, device)
+    assert to_numpy(got).shape == (4, 6) and to_numpy(got).dtype == np.float32
+
+
+@pytest.mark.parametrize("kind", ARRAY_KINDS)
+def test_fixed_kind_out_equals_in(kind: str) -> None:
+    device = "cuda" if kind == "cupy" else "cpu"
+    bits = to_kind(np.array([[1, 5], [3, 2], [2, 9]], dtype=np.int64) << 30, kind, device)
+    stake_bits = to_kind(np.array([1, 1, 2], dtype=np.int64) << 30, kind, device)
+    got = mt.weighted_median_fixed(bits, stake_bits)
+    assert_kind(got, kind, device)
+    assert to_numpy(got).tolist() == [2 << 30, 9 << 30]  # 9 holds half the stake
+
+
+def test_half_precision_and_integer_weights() -> None:
+    weights = torch.tensor([[0.25, 0.5], [0.75, 0.125]], dtype=torch.float16)
+    got = mt.weighted_median(weights, torch.tensor([1.0, 2.0]))
+    assert got.dtype == torch.float16 and got.tolist() == [0.75, 0.125]
+    u16 = torch.tensor([[100, 65535], [200, 0]], dtype=torch.int32)
+    assert mt.weighted_median(u16, torch.tensor([1.0, 2.0])).tolist() == [200.0, 0.0]
+    assert mt.weighted_median(torch.tensor([[0.3, 0.7]]), torch.tensor([5.0])).tolist() == pytest.approx([0.3, 0.7])
+
+
 @pytest.mark.parametrize("device", DEVICES)
 def test_cpu_and_device_agree_bit_for_bit(device: str) -> None:
     generator = torch.Generator().manual_seed(11)
