@@ -9,15 +9,18 @@ renormalise their stake to ``s`` (sum ``sigma``), set ``minority = sigma - kappa
 (equivalently: the largest value backed by at least ``kappa`` of the stake), or the column's
 minimum if no value qualifies, or 0 when no row has positive stake. The chain gets there by an
 iterative quickselect; the closed form depends only on the order of the values, so a sort plus
-a cumulative sum gives the same answer, batched, on any device.
+a cumulative sum gives the same answer, batched, on any device. ``weighted_median_fixed`` does
+exactly this on I32F32 bits (exact integer sums: the chain's bits); ``weighted_median`` does it
+in float64 on the unnormalised stake (``minority = total - kappa * total``).
 
 Why a hand-written sort: the usual recipe (transpose, ``torch.sort`` with indices, gather the
 stakes, cumsum) spends most of its time sorting (value, index) pairs along a strided axis. Here
 each value is turned into an order-preserving integer key with its row index packed into the
 low bits, so one values-only sort of int64 keys along a contiguous axis carries the row along
 (no index sort, no strided access); on the CPU that sort is numpy's SIMD sort on the tensor's
-own memory (zero-copy), elsewhere ``torch.sort``. The float and the fixed-point versions share
-this core; only the key encoding and the stake dtype (float64 or exact int64 I32F32) differ.
+own memory (zero-copy), run in cache-sized column blocks on a small thread pool, elsewhere
+``torch.sort``. The float and the fixed-point versions share this core; only the key encoding
+and the stake dtype (float64 or exact int64 I32F32) differ.
 """
 
 from __future__ import annotations
@@ -79,7 +82,7 @@ def _packed_keys(values: Tensor, included: Tensor) -> Tensor | None:
     rows = values.shape[-2]
     row_bits = _row_bits(rows)
     if values.dtype == torch.float32:
-        keys, excluded_key, span_bits = _float32_keys(values), 2**32, 33
+        keys, excluded_key = _float32_keys(values), 2**32  # 33 bits with the excluded key
     elif values.dtype == torch.int64:
         if values.numel() == 0:
             return None
@@ -89,8 +92,6 @@ def _packed_keys(values: Tensor, included: Tensor) -> Tensor | None:
             return None
         keys, excluded_key = values - low, high - low + 1
     else:
-        return None
-    if span_bits + row_bits > 62:
         return None
     keys = keys.masked_fill(~included.unsqueeze(-1), excluded_key)
     row_index = torch.arange(rows, device=values.device, dtype=torch.int64)
@@ -107,7 +108,7 @@ def _sort_last(keys: Tensor) -> Tensor:
 def _rows_in_value_order(values: Tensor, included: Tensor) -> Tensor:
     """For each column, the row indices in ascending value order (excluded rows last): ``(B, N, V)``.
 
-    Equal values keep ascending row order; the result does not depend on it (see ``_select``).
+    Equal values keep ascending row order; the result does not depend on it (see ``_select_torch``).
     """
     packed = _packed_keys(values, included)
     if packed is not None:
@@ -126,9 +127,9 @@ def _select_torch(values: Tensor, stake: Tensor, included: Tensor, minority: Ten
     """The closed-form weighted median ``(B, N)`` of ``values (B, V, N)``.
 
     Args:
-        stake: ``(B, V)`` normalised stake of the included rows (0 elsewhere), float64 or int64.
+        stake: ``(B, V)`` stake of the included rows (0 elsewhere), float64 or int64 bits.
         included: ``(B, V)`` rows that take part.
-        minority: ``(B,)`` ``sigma - kappa`` in the stake's dtype.
+        minority: ``(B,)`` the most stake allowed strictly below the answer, in the stake's dtype.
 
     In ascending value order with cumulative stake ``c_k``, the answer is the value at the first
     ``k`` with ``c_k > minority``: its group's lower stake is ``<= minority`` and every larger
