@@ -17,7 +17,7 @@ import torch
 
 import mdt_tensor as mt
 from mdt_tensor.yuma import EpochResult, SubnetState, YumaParams, epoch, next_state, run_epochs
-from tests.helpers import DEVICES
+from tests.helpers import ARRAY_KINDS, DEVICES, assert_kind, to_kind, to_numpy
 
 SNAPSHOT = Path(__file__).resolve().parents[2] / "shared" / "data" / "sn15_block4769998.npz"
 
@@ -262,6 +262,23 @@ def test_outputs_follow_the_input_array_type() -> None:
     np.testing.assert_array_equal(result.emission, listed.emission.numpy())
 
 
+@pytest.mark.parametrize("kind", ARRAY_KINDS)
+def test_every_array_kind_in_gives_the_same_kind_out(kind: str) -> None:
+    state = random_state(4, (2,), 7)
+    fields = {f.name: getattr(state, f.name) for f in dataclasses.fields(SubnetState)}
+    converted = SubnetState(**{
+        name: (to_kind(value.numpy(), kind) if isinstance(value, torch.Tensor) else value) for name, value in fields.items()
+    })
+    reference = epoch(state)
+    result = epoch(converted)
+    for name in FIELDS_INT + FIELDS_FLOAT + ("dust",):
+        assert_kind(getattr(result, name), kind)
+        np.testing.assert_array_equal(to_numpy(getattr(result, name)), as_np(getattr(reference, name)), err_msg=name)
+    results, final = run_epochs(converted, to_kind(np.stack([state.weights.numpy()] * 2), kind))
+    assert_kind(results.bonds, kind)
+    assert_kind(final.bonds, kind)
+
+
 @pytest.mark.parametrize("device", DEVICES)
 def test_exact_is_bit_identical_on_every_device(device: str) -> None:
     state = random_state(9, (3,), 16, float_stake=True)
@@ -274,6 +291,10 @@ def test_exact_is_bit_identical_on_every_device(device: str) -> None:
         on_device = epoch(moved, params)
         assert on_device.emission.device.type == torch.device(device).type
         assert_results_equal(on_cpu, on_device)
+    updates = torch.stack([state.weights, state.weights.flip(-1)])
+    runs_cpu, _ = run_epochs(state, updates, YumaParams(yuma3=True))
+    runs_device, _ = run_epochs(moved, updates.to(device), YumaParams(yuma3=True))
+    assert_results_equal(runs_cpu, runs_device)
 
 
 # ------------------------------------------------------------------ the real snapshot
