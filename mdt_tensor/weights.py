@@ -27,12 +27,13 @@ Hand-written mechanisms, and why a library call did not serve:
   per element, numpy's SIMD ``log2`` about 4x faster, and the logarithm is the cost of the
   entropy. On CPU the entropy's ``log2`` runs in place through numpy on the same memory (no
   copy); on other devices ``torch.log2_``. Both are accurate to an ulp; the tests compare them.
-* **Blocks** (:func:`_rows_per_block`, :func:`_flat_blocks`): multi-pass formulas (entropy, EMA,
-  clip and decay with their checks) run over blocks of about 2 MiB on CPU, so every pass after
-  the first reads from cache. The loop is over blocks (numel / 2**19 iterations for float32),
-  each iteration a batched torch call. (On an oversubscribed machine OpenMP's default
-  spin-waiting makes each of these calls wait for a descheduled thread; ``OMP_WAIT_POLICY=PASSIVE``
-  or fewer torch threads avoid that.)
+* **Row blocks** (:func:`_rows_per_block`): the compute-heavy multi-pass formulas (entropy, EMA)
+  run over blocks of about 4 MiB of rows on CPU, so every pass after the first reads from cache
+  (measured 2-3x faster). The loop is over blocks (numel / 2**20 iterations for float32), each
+  iteration a batched torch call. Streaming ops (normalize, clip, decay) run whole: on an
+  oversubscribed machine each torch call waits for OpenMP threads that may be descheduled
+  (OpenMP spin-waits by default; ``OMP_WAIT_POLICY=PASSIVE`` or fewer torch threads help), so
+  they keep the number of calls minimal.
 * **Top-k with deterministic ties** (:func:`top_k_weights`, :func:`_top_k_plus_one`):
   ``torch.topk`` does not specify which of several equal values it returns, a stable full sort
   is several times slower, and one ``torch.topk`` over a long row is slow on CPU. A two-stage
@@ -85,7 +86,7 @@ _NUMPY_DTYPES = {torch.float32: np.float32, torch.float64: np.float64, torch.flo
 #: Below this many bytes the page-fault cost of a fresh torch buffer does not matter.
 _HUGE_PAGE_BYTES = 1 << 21
 #: Row blocks of about this size keep multi-pass formulas in cache on CPU (see _rows_per_block).
-_BLOCK_BYTES = 1 << 21
+_BLOCK_BYTES = 1 << 22
 #: Moving averages up to this window width sum directly (avg_pool1d); wider ones use a float64 cumsum.
 _DIRECT_WINDOW_MAX = 33
 #: Group width of the two-stage top-k selection (see _top_k_plus_one).
@@ -507,10 +508,8 @@ def clip_weights(
         raise ValueRangeError(f"Expected `min_weight` <= `max_weight`, but got {low} > {high}.")
     w, origin = _read_weights(weights, "weights")
     result, out_target = _out_buffer(out, w, origin)
-    checker = _BlockChecker(w, validate)
-    for block, target in _flat_blocks(w, result):
-        checker.finite(block)
-        torch.clamp(block, low, high, out=target)
+    _BlockChecker(w, validate).finite(w)
+    torch.clamp(w, low, high, out=result)
     return _finish(result, origin, out, out_target)
 
 
@@ -569,49 +568,34 @@ def apply_weight_decay(
     dim = normalize_dim(dim, w.ndim)
     result, out_target = _out_buffer(out, w, origin)
     checker = _BlockChecker(w, validate)
+    checker.finite(w)
+    checker.non_negative(w)
     if isinstance(steps, (int, float, np.integer, np.floating)) and not isinstance(steps, bool):
         count = _check_number(steps, "steps")
         if count < 0:
             raise ValueRangeError(f"Expected `steps` >= 0, but got {count}.")
-        pairs, scale = _flat_blocks(w, result), torch.tensor(factor**count, dtype=w.dtype, device=w.device)
+        scale: float | Tensor = factor**count
     else:
-        pairs, scale = [(w, result)], _decay_scale(steps, factor, w, dim, validate)
-    floors = _empty(tuple(pairs[0][0].shape), w.dtype, w.device) if floor > 0 else None
-    for block, target in pairs:
-        checker.finite(block)
-        checker.non_negative(block)
-        if floors is not None:
-            # max(w * factor ** steps, floor * sign(w)): the floor for w > 0, and zero stays zero
-            # (w >= 0). Arithmetic, not a boolean mask (torch's masked ops are several times slower
-            # on CPU); sign(w) is taken before `target`, which may be `w` itself, is written.
-            lifted = torch.sign(block, out=floors[: block.shape[0]]).mul_(floor)
-            torch.mul(block, scale, out=target)
-            torch.maximum(target, lifted, out=target)
-        else:
-            torch.mul(block, scale, out=target)
+        scale = _decay_scale(steps, factor, w, dim, validate)
+    if floor > 0:
+        # max(w * factor ** steps, floor * sign(w)): the floor for w > 0, and zero stays zero
+        # (w >= 0). Arithmetic, not a boolean mask (torch's masked ops are several times slower on
+        # CPU); sign(w) is taken before `result`, which may be `w` itself, is written.
+        lifted = torch.sign(w, out=_empty_like(w)).mul_(floor)
+        torch.maximum(torch.mul(w, scale, out=result), lifted, out=result)
+    else:
+        torch.mul(w, scale, out=result)
     return _finish(result, origin, out, out_target)
 
 
-def _flat_blocks(w: Tensor, result: Tensor) -> list[tuple[Tensor, Tensor]]:
-    """Matching flat chunks of ``w`` and ``result`` of about ``_BLOCK_BYTES`` for elementwise work.
-
-    On CPU, with both contiguous, an elementwise chain (check, compute, floor) then reads each
-    chunk from cache after the first pass; elsewhere the whole pair is one chunk.
-    """
-    if w.device.type != "cpu" or w.numel() == 0 or not (w.is_contiguous() and result.is_contiguous()):
-        return [(w, result)]
-    flat, flat_out = w.view(-1), result.view(-1)
-    step = max(1, _BLOCK_BYTES // w.element_size())
-    return [(flat[i : i + step], flat_out[i : i + step]) for i in range(0, flat.shape[0], step)]
-
-
 class _BlockChecker:
-    """Value checks of ``w`` run chunk by chunk, before each chunk is written.
+    """Value checks of ``w``, on all of it or block by block, before anything is written.
 
-    A chunk's sum (or minimum) is finite (non-negative) when its elements are; only a failing
-    summary pays for the exact search, which runs once over all of ``w``: chunks written before
-    (possibly in place) passed, so the first offending element is still where it was. If that
-    search finds nothing (the sum merely overflowed) the rest of ``w`` is known good.
+    A sum (or minimum) is finite (non-negative) when the elements it came from are, so one cheap
+    reduction usually proves a block good; only a failing summary pays for the exact search,
+    which runs once over all of ``w``: blocks written before (possibly in place) passed, so the
+    first offending element is still where it was. If that search finds nothing (a sum merely
+    overflowed) the rest of ``w`` is known good.
     """
 
     def __init__(self, w: Tensor, validate: bool) -> None:
