@@ -990,6 +990,8 @@ def epoch(
             ``"exact"``: the same shares apportioned so that every subnet's emissions sum to
             ``emission`` exactly (largest remainder; ties to the lower uid, server before
             validator). The fast path apportions its float shares exactly in both modes.
+            A subnet with no stake at all has no share to follow: it pays nothing and reports
+            the whole emission as dust.
         dtype: float dtype of the fast path (default float64).
         validate: run the value checks (ranges, NaN, signs; they sync a GPU).
 
