@@ -77,6 +77,16 @@ def run(ctx: Context) -> list[Comparison]:
                                   timed(lambda: torch_recipe(weights, stakes, kappa)), min_speedup=5.0,
                                   extra={"validate=False (ms)": f"{unchecked_s * 1e3:.3f}"}))
     if ctx.device == "cpu":
+        # the same pair with one thread each: the algorithmic ratio, robust to a shared machine
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            single_s = timed(lambda: mt.weighted_median(weights, stakes, kappa))
+            single_recipe_s = timed(lambda: torch_recipe(weights, stakes, kappa))
+        finally:
+            torch.set_num_threads(threads)
+        comparisons.append(Comparison(f"weighted_median {label}, 1 thread each", single_s,
+                                      "torch recipe, 1 thread", single_recipe_s, min_speedup=5.0))
         w_np, s_np = weights.numpy(), stakes.numpy()
         assert np.array_equal(ours.numpy(), numpy_column_loop(w_np, s_np, kappa))
         comparisons.append(Comparison(f"weighted_median {label}", ours_s, "per-column numpy loop",
