@@ -540,7 +540,8 @@ def apportion(
         if bool(empty.any()):
             if zero_weights == "error":
                 bad = first_index(empty.reshape(batch_shape))
-                raise WeightError(_ALL_ZERO_MESSAGE.format(row=f"row {bad}", detail="all zero"))
+                where = f"row {bad}" if batch_shape else "the row"
+                raise WeightError(_ALL_ZERO_MESSAGE.format(row=where, detail="all zero"))
             if zero_weights == "even":
                 rows = torch.where(empty[:, None], torch.ones_like(rows), rows)
                 row_max = torch.where(empty, torch.ones_like(row_max), row_max)
