@@ -110,7 +110,8 @@ def run(ctx: Context) -> list[Comparison]:
     repeat = ctx.repeat
 
     def timed(fn: object) -> float:
-        return time_call(fn, repeat=repeat, device=ctx.device)  # type: ignore[arg-type]
+        # Two warm-up calls: the first large allocations of a process fault in fresh (huge) pages.
+        return time_call(fn, repeat=repeat, warmup=2, device=ctx.device)  # type: ignore[arg-type]
 
     copy_s = copy_time(w, repeat=repeat, device=ctx.device)
     label = f"{tuple(shape)} float32"
@@ -175,4 +176,23 @@ def run(ctx: Context) -> list[Comparison]:
             min_speedup=100.0,
             extra={"baseline": f"timed on {sample.shape[0]} rows, scaled x{scale:g} to {rows.shape[0]} rows"},
         ))
+    # The targeted ops again with one torch thread: the per-core ratio against the single-threaded
+    # original, robust to a shared machine (where OpenMP threads of several processes contend).
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        single = [
+            ("normalize[sum]", lambda: mt.normalize_weights(w), lambda: original_normalize(host, "sum"), 2.0),
+            ("entropy", lambda: mt.compute_weight_entropy(w), lambda: original_entropy_rows(rows), 3.0),
+            (f"top_k k={k}", lambda: mt.top_k_weights(w, k), lambda: original_top_k(rows, k), 5.0),
+        ]
+        for name, ours, baseline, target in single:
+            comparisons.append(Comparison(f"{name} {label}, 1 thread", timed(ours), "same baseline", timed(baseline),
+                                          min_speedup=target))
+        ema_baseline_s = time_call(lambda: [original_ema(r, 3) for r in sample], repeat=1, warmup=0) * scale
+        comparisons.append(Comparison(f"smooth[exponential] window=3 {label}, 1 thread",
+                                      timed(lambda: mt.smooth_weights(w, 3, "exponential")), "same baseline",
+                                      ema_baseline_s, min_speedup=100.0))
+    finally:
+        torch.set_num_threads(threads)
     return comparisons
