@@ -123,9 +123,10 @@ def run(ctx: Context) -> list[Comparison]:
         extra = {"copy_time": _ms(copy_s), "vs copy": f"{ours_s / copy_s:.2f}x"}
         comparisons.append(Comparison(f"{name} {label}", ours_s, baseline_name, timed(baseline),
                                       min_speedup=min_speedup, extra=extra))
-        if out_variant is not None:
+        if out_variant is not None:  # the copy target (about 3x) is for normalize's default method
             out_s = timed(out_variant)
-            comparisons.append(Comparison(f"{name} out= {label}", out_s, "one plain copy", copy_s, max_slowdown=3.0))
+            comparisons.append(Comparison(f"{name} out= {label}", out_s, "one plain copy", copy_s,
+                                          max_slowdown=3.0 if name == "normalize[sum]" else None))
 
     buffer = torch.empty_like(w)
     for method in ("sum", "max", "minmax", "zscore"):
