@@ -406,7 +406,8 @@ def validate_weight_matrix(
             value = float(tensor[inf_at])
             return _failure("inf", inf_at, value, f"Weight matrix contains {value} at index {inf_at}.")
     if tensor.ndim == 0:
-        return _failure("shape", (), None, "Expected weights of shape (*, N) with at least one dimension, but got a 0-d value.")
+        message = "Expected weights of shape (*, N) with at least one dimension, but got a 0-d value."
+        return _failure("shape", (), None, message)
     dim = normalize_dim(dim, tensor.ndim)
     if num_neurons is not None and tensor.shape[dim] != num_neurons:
         return _failure(
@@ -869,7 +870,9 @@ def _top_k_plus_one(rows: Tensor, k: int) -> tuple[Tensor, Tensor]:
     return values, positions.gather(1, chosen)
 
 
-def _resolve_ties(rows: Tensor, result: Tensor, ambiguous: Tensor, values: Tensor, indices: Tensor, k: int, fill: float) -> None:
+def _resolve_ties(
+    rows: Tensor, result: Tensor, ambiguous: Tensor, values: Tensor, indices: Tensor, k: int, fill: float
+) -> None:
     """Fix the rows of ``result`` whose k-th and (k+1)-th largest values tie (both equal ``t``).
 
     ``result`` holds topk's k values at topk's indices: every element above ``t`` (all of them
@@ -1110,7 +1113,9 @@ def _dense_from_torch_sparse(
     if shape is not None and tuple(shape) != tuple(sparse.shape):
         raise ShapeError(f"Expected `shape` {tuple(shape)} to equal the sparse tensor's {tuple(sparse.shape)}.")
     if sparse.ndim == 0 or (num_neurons is not None and sparse.shape[-1] != num_neurons):
-        raise ShapeError(f"Expected a sparse tensor with {num_neurons} neurons on its last axis, but got {tuple(sparse.shape)}.")
+        raise ShapeError(
+            f"Expected a sparse tensor with {num_neurons} neurons on its last axis, but got {tuple(sparse.shape)}."
+        )
     if sparse.dtype == torch.bool:
         raise DTypeError("Expected `sparse_weights` to hold numbers, but got dtype torch.bool.")
     sparse = sparse.coalesce()
