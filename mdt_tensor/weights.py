@@ -38,8 +38,8 @@ Hand-written mechanisms, and why a library call did not serve:
   ``torch.topk`` does not specify which of several equal values it returns, a stable full sort
   is several times slower, and one ``torch.topk`` over a long row is slow on CPU. A two-stage
   selection (group maxima, then the members of the best groups) finds the k + 1 largest values;
-  when the k-th and (k+1)-th differ the top-k set is unique, otherwise the row's boundary ties
-  are resolved so that the lowest indices win.
+  everything above their minimum t is kept, and copies of t fill the remaining slots from the
+  lowest index up.
 """
 
 from __future__ import annotations
@@ -826,35 +826,36 @@ def top_k_weights(
     rows, moved_shape = _rows_last(w, dim)
     result = _empty_like(rows).fill_(fill)
     if k > 0:
-        # The k + 1 largest, sorted: unless the k-th and (k+1)-th are equal (a tie at the
-        # boundary), the top-k set is unique and the first k indices are it, whatever order topk
-        # gave equal values. Only rows with a boundary tie are recomputed.
+        # The k + 1 largest (any order) hold every element above t = their minimum. Scatter them
+        # with the copies of t replaced by `fill`: rows where t occurs once are then done (k kept);
+        # rows with a tie at the boundary still need `free` copies of t, at the lowest indices.
         values, indices = _top_k_plus_one(rows, k)
-        result.scatter_(1, indices[:, :k], values[:, :k])
-        ambiguous = values[:, k - 1] == values[:, k]
-        if bool(ambiguous.any()):
-            _resolve_ties(rows, result, ambiguous, values, indices, k, fill)
+        threshold = values.amin(1, keepdim=True)
+        at_threshold = values == threshold
+        result.scatter_(1, indices, values.masked_fill(at_threshold, fill))
+        free = at_threshold.sum(1) - 1  # k minus the number above t
+        if bool((free > 0).any()):
+            _place_ties(rows, result, free, threshold)
     return origin.wrap(origin.restore_float(_rows_back(result, moved_shape, dim)))
 
 
 def _top_k_plus_one(rows: Tensor, k: int) -> tuple[Tensor, Tensor]:
-    """The ``k + 1`` largest values of every row of ``(R, N)`` (sorted, descending) and their indices.
+    """The ``k + 1`` largest values of every row of ``(R, N)`` (in any order) and their indices.
 
     For long rows a two-stage selection replaces one ``torch.topk`` over N (slow on CPU): split
     each row into G strided groups of ``_TOPK_GROUP`` elements, keep the ``k + 1`` groups with
     the largest maxima (L is the smallest of those maxima), run topk over their members plus
     the few leftover tail elements. Every element outside the kept groups is at most L, and the
     kept groups hold at least ``k + 1`` elements >= L, so the ``k + 1`` largest *values* are
-    found exactly; every element strictly above the (k+1)-th value is a candidate, so when the
-    k-th and (k+1)-th values differ the top-k *indices* are exact too (boundary ties are
-    resolved by the caller).
+    found exactly, and every element strictly above the (k+1)-th value is a candidate, so the
+    indices of those are exact too (copies of the (k+1)-th value are placed by the caller).
     """
     num_rows, size = rows.shape
     keep = k + 1
     width = _TOPK_GROUP
     groups = size // width
     if groups < 4 * keep:
-        return torch.topk(rows, keep, dim=1, largest=True, sorted=True)
+        return torch.topk(rows, keep, dim=1, largest=True, sorted=False)
     body = rows[:, : width * groups].unflatten(1, (width, groups))  # body[r, m, g] = rows[r, m * G + g]
     _, best = torch.topk(body.amax(1), keep, dim=1, largest=True, sorted=False)  # (R, k+1)
     members = best.unsqueeze(1).expand(num_rows, width, keep)
@@ -866,28 +867,21 @@ def _top_k_plus_one(rows: Tensor, k: int) -> tuple[Tensor, Tensor]:
         candidates = torch.cat([candidates, rows[:, width * groups :]], 1)
         tail_positions = torch.arange(width * groups, size, device=rows.device).expand(num_rows, tail)
         positions = torch.cat([positions, tail_positions], 1)
-    values, chosen = torch.topk(candidates, keep, dim=1, largest=True, sorted=True)
+    values, chosen = torch.topk(candidates, keep, dim=1, largest=True, sorted=False)
     return values, positions.gather(1, chosen)
 
 
-def _resolve_ties(
-    rows: Tensor, result: Tensor, ambiguous: Tensor, values: Tensor, indices: Tensor, k: int, fill: float
-) -> None:
-    """Fix the rows of ``result`` whose k-th and (k+1)-th largest values tie (both equal ``t``).
+def _place_ties(rows: Tensor, result: Tensor, free: Tensor, threshold: Tensor) -> None:
+    """Write ``t`` (``threshold``) at the first ``free`` positions holding ``t`` of every row with ``free > 0``.
 
-    ``result`` holds topk's k values at topk's indices: every element above ``t`` (all of them
-    are among the k) and ``free`` copies of ``t`` at arbitrary positions. Those copies are reset
-    to ``fill``, and ``t`` is written at the first ``free`` positions of the row that hold ``t``
-    (found with ``nonzero``, which lists positions in row-major order, over the shortest column
-    prefix, widened 4x at a time, that holds them). Only the tied rows are read, block by block;
-    all writes are scatters of at most k entries per row.
+    The positions come from ``nonzero`` (row-major, so lowest index first) over the shortest
+    column prefix, widened 4x at a time, that holds enough copies. Only those rows are read,
+    block by block; all writes are scatters of at most k entries per row.
     """
-    which = ambiguous.nonzero().squeeze(1)
-    threshold = values[which, k - 1 : k]  # (A, 1)
-    tie_slots = values[which, :k] == threshold  # (A, k): where topk put a copy of t
-    free = tie_slots.sum(1)
-    slot_rows = which.unsqueeze(1).expand(-1, k)
-    result[slot_rows[tie_slots], indices[which, :k][tie_slots]] = fill
+    which = (free > 0).nonzero().squeeze(1)
+    threshold = threshold[which]  # (A, 1)
+    free = free[which]
+    k = int(free.max())
     step = _rows_per_block(rows)
     for first in range(0, which.shape[0], step):
         block = which[first : first + step]
