@@ -43,6 +43,7 @@ from ._validation import check_finite, check_in_range, check_non_negative, first
 from .consensus import weighted_median_fixed
 from .errors import DTypeError, ShapeError, ValueRangeError
 from .fixed import fx_exp_safe
+from .rewards import apportion
 
 __all__ = ["YumaParams", "SubnetState", "EpochResult", "epoch", "next_state", "run_epochs"]
 
@@ -298,7 +299,9 @@ def _quantize_float(weights: Tensor, top_bits: int) -> Tensor:
     """Non-negative floats as int64 ``floor(w * 2**shift)``, the largest of each row below ``2**top_bits``.
 
     The power of two is built from the row maximum's exponent bits, so the scaling and the
-    floor are exact and device-independent (``spec/exact-arithmetic.md`` 2.2).
+    floor are exact and device-independent (``spec/exact-arithmetic.md`` 2.2). Only the exact
+    path's float stake uses it (money goes through ``rewards.apportion``); that one's scaling is
+    private and keeps a different number of bits, which would change the exact epoch's bits.
     """
     w = weights.to(torch.float64)
     largest = w.amax(-1, keepdim=True).contiguous()
@@ -306,24 +309,6 @@ def _quantize_float(weights: Tensor, top_bits: int) -> Tensor:
     shift = (top_bits - 1 - exponent).clamp(-1000, 1000)
     scale = ((shift + 1023) << 52).view(torch.float64)
     return torch.floor(w * scale).to(torch.int64)
-
-
-def _apportion(total: Tensor, weights: Tensor, *, largest_remainder: bool, weight_bits: int) -> Tensor:
-    """Split ``total`` wei ``(b, 1)`` over int64 ``weights`` ``(b, m)``: ``floor(total * w / sum(w))``.
-
-    With ``largest_remainder`` the leftover units go one each to the largest remainders (ties to
-    the lower index), so every row sums to ``total`` exactly; a zero weight always gets 0
-    (``spec/exact-arithmetic.md`` 2.3-2.4). A row of zero weights gets nothing.
-    """
-    weight_sum = weights.sum(-1, keepdim=True)
-    sum_bits = weight_bits + max(weights.shape[-1] - 1, 1).bit_length()
-    parts, remainder = mul_div_floor_rem(total, weights, weight_sum, b_bits=weight_bits, c_bits=sum_bits)
-    if largest_remainder:
-        leftover = torch.where(weight_sum > 0, total - parts.sum(-1, keepdim=True), torch.zeros_like(total))
-        order = torch.sort(remainder, dim=-1, descending=True, stable=True).indices
-        rank = torch.empty_like(order).scatter_(-1, order, torch.arange(order.shape[-1], device=order.device).expand_as(order))
-        parts = parts + (rank < leftover).to(torch.int64)
-    return parts
 
 
 def _normalize_exact(x: Tensor, dim: int = -1) -> Tensor:
@@ -879,25 +864,26 @@ def _emission(
     fallback = torch.where(active_stake.sum(-1, keepdim=True) > 0, active_stake, stake)
     server_w = torch.where(nothing, torch.zeros_like(incentive), incentive)
     validator_w = torch.where(nothing, fallback, dividends)
+    totals = emission.squeeze(-1)  # (b,)
     if ops.exact:
         # The chain: each share normalised in I32F32 (by the combined sum, or the stake as is
         # when nothing is weighted), then floor(share * E) in I96F32.
         chain_emission = _mul_wei(torch.where(nothing, fallback, ops.normalize(combined)), emission)
         server_share = ops.div(incentive, total)
         validator_share = torch.where(nothing, fallback, ops.div(dividends, total))
-        pair, bits = _interleave(server_w, validator_w), 33
     else:
-        top = 40  # float shares keep 40 bits below the largest: far below a wei at 1e9 wei
-        chain_emission = _apportion(emission, _quantize_float(torch.where(nothing, fallback, combined), top),
-                                    largest_remainder=False, weight_bits=top)
-        pair, bits = _quantize_float(_interleave(server_w, validator_w), top), top
+        chain_emission = apportion(totals, torch.where(nothing, fallback, combined), method="floor",
+                                   zero_weights="dust", validate=False).parts
     if payout == "chain" and ops.exact:
         server, validator = _mul_wei(server_share, emission), _mul_wei(validator_share, emission)
     else:
-        parts = _apportion(emission, pair, largest_remainder=payout == "exact", weight_bits=bits)
-        parts = parts.view(*parts.shape[:-1], -1, 2)
+        # A subnet without any share (no stake at all) is paid nothing: its emission is dust.
+        method = "largest_remainder" if payout == "exact" else "floor"
+        parts = apportion(totals, _interleave(server_w, validator_w), method=method,
+                          zero_weights="dust", validate=False).parts
+        parts = parts.reshape(*parts.shape[:-1], -1, 2)
         server, validator = parts[..., 0], parts[..., 1]
-    dust = emission.squeeze(-1) - (server + validator).sum(-1)
+    dust = totals - (server + validator).sum(-1)
     return server, validator, chain_emission, dust
 
 
@@ -1124,7 +1110,8 @@ def run_epochs(
 
     Epoch t runs on ``weight_updates[t]``; between epochs the block advances by ``params.tempo``
     and everything else follows :func:`next_state`. The loop over epochs is inherent (each needs
-    the previous bonds); subnets are batched and nothing syncs the device inside the loop.
+    the previous bonds); subnets are batched. The consensus and the apportionment read a few
+    values back to size their integer arithmetic, so each epoch syncs a GPU a few times.
 
     Args:
         state: the starting state (its ``weights`` are replaced by ``weight_updates[0]``).
