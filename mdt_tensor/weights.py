@@ -874,31 +874,30 @@ def _top_k_plus_one(rows: Tensor, k: int) -> tuple[Tensor, Tensor]:
 def _place_ties(rows: Tensor, result: Tensor, free: Tensor, threshold: Tensor) -> None:
     """Write ``t`` (``threshold``) at the first ``free`` positions holding ``t`` of every row with ``free > 0``.
 
-    The positions come from ``nonzero`` (row-major, so lowest index first) over the shortest
-    column prefix, widened 4x at a time, that holds enough copies. Only those rows are read,
-    block by block; all writes are scatters of at most k entries per row.
+    The copies are ranked by a running count along the row over the shortest column prefix,
+    widened 4x at a time, that holds enough copies in every such row; all those rows are handled
+    by one set of batched calls (per-block loops and ``nonzero`` bookkeeping were several times
+    slower).
     """
-    which = (free > 0).nonzero().squeeze(1)
-    threshold = threshold[which]  # (A, 1)
-    free = free[which]
-    k = int(free.max())
-    step = _rows_per_block(rows)
-    for first in range(0, which.shape[0], step):
-        block = which[first : first + step]
-        block_threshold, block_free = threshold[first : first + step], free[first : first + step]
-        # Only a prefix of the columns is needed: widen it (x4) until every row has its `free` copies.
-        width = min(rows.shape[1], 4 * k)
-        equal = rows[:, :width][block] == block_threshold
-        while width < rows.shape[1] and bool((equal.sum(1) < block_free).any()):
-            width = min(rows.shape[1], 4 * width)
-            equal = rows[:, :width][block] == block_threshold
-        equal = equal.nonzero()  # (nnz, 2), row-major
-        local_row = equal[:, 0]
-        counts = torch.bincount(local_row, minlength=block.shape[0])
-        rank = torch.arange(local_row.shape[0], device=rows.device) - (torch.cumsum(counts, 0) - counts)[local_row]
-        chosen = rank < block_free[local_row]
-        keep_rows = local_row[chosen]
-        result[block[keep_rows], equal[chosen, 1]] = block_threshold[keep_rows, 0]
+    tied = free > 0
+    every_row = bool(tied.all())
+    which = torch.arange(rows.shape[0], device=rows.device) if every_row else tied.nonzero().squeeze(1)
+    threshold, free = threshold[which], free[which]  # (A, 1), (A,)
+
+    def prefix_equal(width: int) -> Tensor:
+        prefix = rows[:, :width] if every_row else rows[which, :width]
+        return prefix == threshold
+
+    width = min(rows.shape[1], 4 * int(free.max()))
+    equal = prefix_equal(width)
+    while width < rows.shape[1] and bool((equal.sum(1) < free).any()):
+        width = min(rows.shape[1], 4 * width)
+        equal = prefix_equal(width)
+    keep = equal & (torch.cumsum(equal, 1, dtype=torch.int32) <= free.unsqueeze(1))
+    if every_row:
+        result[:, :width] = torch.where(keep, threshold, result[:, :width])
+    else:
+        result[which, :width] = torch.where(keep, threshold, result[which, :width])
 
 
 def _log2_(t: Tensor) -> Tensor:
