@@ -38,11 +38,18 @@ import torch
 from torch import Tensor
 
 from ._array import Array, ArrayOrigin, as_tensor, check_same_device
-from ._intmath import INT64_MAX, mul_div_floor_rem
+from ._intmath import INT64_MAX
 from ._validation import check_finite, check_in_range, check_non_negative, first_index
 from .consensus import weighted_median_fixed
 from .errors import DTypeError, ShapeError, ValueRangeError
-from .fixed import fx_exp_safe
+from .fixed import (
+    fx_bonds_ema_alpha,
+    fx_exp_safe,
+    fx_from_u16_proportion,
+    fx_to_float,
+    fx_to_u16,
+    normalize_i64f64_to_i32f32,
+)
 from .rewards import apportion
 
 __all__ = ["YumaParams", "SubnetState", "EpochResult", "epoch", "next_state", "run_epochs"]
@@ -348,16 +355,20 @@ class _Exact:
     def normalize(self, x: Tensor, dim: int = -1) -> Tensor:
         return _normalize_exact(x, dim)
 
+    def bonds_ema_alpha(self, bonds_moving_average: int) -> int:
+        """``1 - bma / 1e6`` with the I64F64 ratio truncated to I32F32."""
+        return fx_bonds_ema_alpha(bonds_moving_average)
+
     def to_u16(self, x: Tensor) -> Tensor:
-        """``fixed_proportion_to_u16``: ``floor(x * 65535)`` saturated to [0, 65535] (for ``0 <= x <= 2**47``)."""
-        return ((x * _U16_MAX) >> _FRAC).clamp_(0, _U16_MAX)
+        """``fixed_proportion_to_u16``: ``floor(x * 65535)`` saturated to [0, 65535]."""
+        return fx_to_u16(x)
 
     def u16_proportion(self, x: Tensor) -> Tensor:
         """``I32F32::from(u16) / I32F32::from(65535)``."""
-        return torch.div(x << _FRAC, _U16_MAX, rounding_mode="floor")
+        return fx_from_u16_proportion(x, validate=False)
 
     def to_float(self, x: Tensor) -> Tensor:
-        return x.to(torch.float64) / _ONE
+        return fx_to_float(x)
 
     def sigmoid_alpha(self, diff: Tensor, steep_div: int, low: int, high: int) -> Tensor:
         """``alpha_low + sigmoid * (alpha_high - alpha_low)``, clamped, exactly as ``alpha_sigmoid``."""
@@ -380,6 +391,9 @@ class _Float:
 
     def const_ratio(self, num: int, den: int) -> float:
         return num / den
+
+    def bonds_ema_alpha(self, bonds_moving_average: int) -> float:
+        return 1.0 - bonds_moving_average / 1_000_000
 
     def mul(self, a: Tensor, b: Tensor) -> Tensor:
         return a * b
@@ -695,8 +709,7 @@ def _epoch_core(x: _Inputs, p: YumaParams, emission: Tensor, ops: _Exact | _Floa
     raw = raw.masked_fill(below, 0)
     if ops.exact:
         quantized = _quantize_stake(raw, valid)
-        total = quantized.sum(-1, keepdim=True)
-        stake = mul_div_floor_rem(quantized, torch.full_like(quantized, _ONE), total, b_bits=33, c_bits=61)[0]
+        stake = normalize_i64f64_to_i32f32(quantized, validate=False)
     else:
         stake = ops.normalize(raw.to(ops.dtype))
 
@@ -759,7 +772,7 @@ def _epoch_core(x: _Inputs, p: YumaParams, emission: Tensor, ops: _Exact | _Floa
     fresh_columns = (last_tempo <= x.block_at_registration).unsqueeze(-2)  # (b, 1, n)
     drop_bonds = fresh_columns | ~(valid.unsqueeze(-1) & valid.unsqueeze(-2)) if x.padded else fresh_columns
     stored_bonds = x.bonds.masked_fill(drop_bonds, 0)
-    ema_alpha = ops.one - ops.const_ratio(p.bonds_moving_average, 1_000_000)  # I64F64 ratio truncated
+    ema_alpha = ops.bonds_ema_alpha(p.bonds_moving_average)
     if p.yuma3:
         bonds = ops.u16_proportion(stored_bonds)
         ema = _yuma3_ema(bond_weights, bond_present, bonds, consensus, x, p, ops, ema_alpha)
