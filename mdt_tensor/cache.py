@@ -35,7 +35,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Hashable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Literal, TypeVar
 
 from .errors import MdtError, PoolClosedError, ValueRangeError
 
@@ -528,6 +528,7 @@ class QueryCache:
         found, value = self._cache.lookup(key)
         if found:
             return value
+        leader: _SyncFlight | Literal[False] | None
         with self._lock:
             flight = self._inflight.get(key)
             if isinstance(flight, _SyncFlight):

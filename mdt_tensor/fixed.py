@@ -36,7 +36,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ._array import Array, as_tensor
+from ._array import Array, ArrayOrigin, as_tensor
 from ._intmath import INT64_MAX, MAX_DIVISOR, bit_length, mul_div_floor_rem
 from ._validation import check_finite, check_non_negative, normalize_dim
 from .errors import DTypeError, ValueRangeError
@@ -86,7 +86,7 @@ _LOW16 = (1 << 16) - 1
 _E_BITS = (0xADF85458A2BB4A9AAFDC5620273D3CF1 >> 103) << 9
 
 
-def _bits(x: Array, name: str) -> tuple[Tensor, object]:
+def _bits(x: Array, name: str) -> tuple[Tensor, ArrayOrigin]:
     """Read raw fixed-point bits: an integer tensor, widened to int64."""
     tensor, origin = as_tensor(x, name)
     if tensor.dtype.is_floating_point or tensor.dtype == torch.bool:
@@ -724,5 +724,5 @@ def fx_bonds_ema_alpha(bonds_moving_average: int | Array) -> int | Array:
         ratio = (bonds_moving_average << 64) // 1_000_000 >> 32
         return max(ONE - ratio, I32F32_MIN)
     v, origin = _bits(bonds_moving_average, "bonds_moving_average")
-    ratio = torch.div(v << 32, 1_000_000, rounding_mode="floor")
-    return origin.wrap(ONE - ratio)
+    ratios = torch.div(v << 32, 1_000_000, rounding_mode="floor")
+    return origin.wrap(ONE - ratios)

@@ -295,7 +295,7 @@ def _health_url(url: object) -> str:
     endpoint = parse_endpoint(url)  # type: ignore[arg-type]
     if endpoint.scheme not in ("http", "https"):
         raise EndpointError(f"health checks need an http or https URL, got {url!r}")
-    text = url.strip()  # type: ignore[union-attr]
+    text = str(url).strip()
     return text if "://" in text else "http://" + text
 
 
@@ -475,6 +475,7 @@ async def _check_one(url: str, request_url: str, timeout: float, session: aiohtt
                      method: str, expected: frozenset[int],
                      degraded_latency: float | None) -> EndpointInfo:
     start = time.monotonic()
+    message: str | None
     try:
         async with asyncio.timeout(timeout):
             async with session.request(
@@ -590,7 +591,7 @@ def _exception_types(value: object, name: str) -> tuple[type[BaseException], ...
     """``value`` (None, one exception class, or several) as a non-empty tuple of classes."""
     if value is None:
         return (Exception,)
-    types = (value,) if isinstance(value, type) else tuple(value)  # type: ignore[call-overload]
+    types = (value,) if isinstance(value, type) else tuple(value)  # type: ignore[arg-type]
     if not types:
         raise ValueRangeError(
             f"`{name}` is empty; name at least one exception type, or pass None for every "
@@ -665,7 +666,7 @@ class RetryOptions:
         """
         base = tenacity.wait_exponential(
             multiplier=self.initial_delay, max=self.max_delay, exp_base=self.backoff_factor
-        )(_AttemptView(retry))
+        )(_AttemptView(retry))  # type: ignore[arg-type]  # duck-types RetryCallState
         return base * (1.0 - self.jitter * (1.0 - unit))
 
 
@@ -1030,7 +1031,7 @@ class CircuitBreaker:
                            ("success_threshold", success_threshold)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueRangeError(f"`{arg}` must be an int >= 1, got {value!r}")
-        self.recovery_timeout = _check_seconds(recovery_timeout, "recovery_timeout")
+        self.recovery_timeout: float = _check_seconds(recovery_timeout, "recovery_timeout")  # type: ignore[assignment]
         self.failure_threshold = failure_threshold
         self.half_open_max_calls = half_open_max_calls
         self.success_threshold = success_threshold
@@ -1166,18 +1167,16 @@ class CircuitBreaker:
         return self
 
     async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                        tb: object) -> bool:
+                        tb: object) -> None:
         self._exit(exc)
-        return False
 
     def __enter__(self) -> CircuitBreaker:
         self._enter()
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: object) -> bool:
+                 tb: object) -> None:
         self._exit(exc)
-        return False
 
     def __call__(self, func: F) -> F:
         """Decorate an async or sync function so every call goes through the breaker."""
