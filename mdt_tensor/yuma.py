@@ -762,7 +762,7 @@ def _epoch_core(x: _Inputs, p: YumaParams, emission: Tensor, ops: _Exact | _Floa
     incentive = ops.normalize(ranks)
 
     # 12. weights for bonds: W + beta * (clipped - W).
-    beta = ops.const_ratio(p.bonds_penalty, _U16_MAX)
+    beta: Any = ops.const_ratio(p.bonds_penalty, _U16_MAX)  # int bits (exact) or float
     if beta == 0:
         bond_weights = weights
     elif beta == ops.one:
@@ -785,7 +785,7 @@ def _epoch_core(x: _Inputs, p: YumaParams, emission: Tensor, ops: _Exact | _Floa
     fresh_columns = (last_tempo <= x.block_at_registration).unsqueeze(-2)  # (b, 1, n)
     drop_bonds = fresh_columns | ~(valid.unsqueeze(-1) & valid.unsqueeze(-2)) if x.padded else fresh_columns
     stored_bonds = x.bonds.masked_fill(drop_bonds, 0)
-    ema_alpha = ops.bonds_ema_alpha(p.bonds_moving_average)
+    ema_alpha: Any = ops.bonds_ema_alpha(p.bonds_moving_average)
     if p.yuma3:
         bonds = ops.u16_proportion(stored_bonds)
         ema = _yuma3_ema(bond_weights, bond_present, bonds, consensus, x, p, ops, ema_alpha)
@@ -843,7 +843,7 @@ def _yuma3_ema(
     x: _Inputs,
     p: YumaParams,
     ops: _Exact | _Float,
-    ema_alpha: int | float,
+    ema_alpha: Any,
 ) -> Tensor:
     """Yuma 3 bonds EMA (``compute_bonds_sparse``): scalar alpha, or liquid alpha per cell."""
     plain = ops.mul_const(weights, ema_alpha) + ops.mul_const(bonds, ops.one - ema_alpha)  # both >= 0
@@ -855,8 +855,9 @@ def _yuma3_ema(
     else:
         reference = consensus
     reference = reference.masked_fill(~x.valid, 0)
-    low = ops.const_ratio(p.alpha_low, _U16_MAX)
-    high = ops.const_ratio(p.alpha_high, _U16_MAX)
+    low: Any = ops.const_ratio(p.alpha_low, _U16_MAX)  # int bits (exact) or float
+    high: Any = ops.const_ratio(p.alpha_high, _U16_MAX)
+    steep_div: Any
     if ops.exact:
         steep = p.alpha_sigmoid_steepness
         steep_div = -((abs(steep) << _FRAC) // 100) if steep > 0 else (abs(steep) << _FRAC) // 100
@@ -908,7 +909,7 @@ def _emission(
         server, validator = _mul_wei(server_share, emission), _mul_wei(validator_share, emission)
     else:
         # A subnet without any share (no stake at all) is paid nothing: its emission is dust.
-        method = "largest_remainder" if payout == "exact" else "floor"
+        method: Literal["largest_remainder", "floor"] = "largest_remainder" if payout == "exact" else "floor"
         parts = apportion(totals, _interleave(server_w, validator_w), method=method,
                           zero_weights="dust", validate=False).parts
         parts = parts.reshape(*parts.shape[:-1], -1, 2)
