@@ -20,7 +20,11 @@ low bits, so one values-only sort of int64 keys along a contiguous axis carries 
 (no index sort, no strided access); on the CPU that sort is numpy's SIMD sort on the tensor's
 own memory (zero-copy), run in cache-sized column blocks on a small thread pool, elsewhere
 ``torch.sort``. The float and the fixed-point versions share this core; only the key encoding
-and the stake dtype (float64 or exact int64 I32F32) differ.
+and the stake dtype (float64 or exact int64 I32F32) differ. Float64 values leave no room for the
+row index, so they take one sort of values with indices instead (numpy's SIMD argsort on the CPU,
+``torch.sort`` elsewhere), excluded rows pushed last by a ``+inf`` sentinel: the closed form only
+needs the order of the values, not the order among equal ones. This is the project's one
+stake-weighted median (the Yuma epoch calls it in both its modes).
 """
 
 from __future__ import annotations
@@ -114,8 +118,13 @@ def _rows_in_value_order(values: Tensor, included: Tensor) -> Tensor:
     if packed is not None:
         row_bits = _row_bits(values.shape[-2])
         return _sort_last(packed) & ((1 << row_bits) - 1)
-    # Fallback (float64 values, or int64 values spanning more than 62 - row_bits bits): sort the
-    # values with their indices, excluded rows pushed to the end by a stable sort on the mask.
+    if values.is_floating_point():
+        # float64: one sort of the values with their indices, excluded rows pushed last by a +inf
+        # sentinel (weights are finite); the order among equal values does not matter.
+        columns = values.masked_fill(~included.unsqueeze(-1), math.inf).transpose(-1, -2)
+        return torch.sort(columns, dim=-1).indices
+    # Fallback (int64 values spanning more than 62 - row_bits bits, which may hold any value):
+    # sort the values with their indices, excluded rows pushed to the end by a stable sort on the mask.
     columns = values.transpose(-1, -2)
     order = torch.sort(columns, dim=-1, stable=True).indices
     excluded = (~included).unsqueeze(-2).expand_as(columns)
@@ -175,6 +184,8 @@ def _numpy_encoding(values: Tensor) -> tuple[str, int, int] | None:
     row_bits = _row_bits(_layout(values.shape[-2])[2])
     if values.dtype == torch.float32 and row_bits <= 29:
         return "float32", 0, _EXCLUDED_FLOAT_KEY
+    if values.dtype == torch.float64:
+        return "float64", 0, 0
     if values.dtype == torch.int64 and values.numel():
         array = values.numpy()  # CPU only: numpy's reductions do not contend for torch's threads
         low, high = int(array.min()), int(array.max())
@@ -207,18 +218,26 @@ def _median_block(
     row_bits = _row_bits(padded)
     kind, offset, excluded_key = encoding
     width = stop - start
-    keys = np.empty((width, padded), dtype=np.int64)
-    head = keys[:, :rows]
     block = values[:, start:stop].T  # (width, V), a strided view read in cache-sized blocks
-    if kind == "float32":
-        np.copyto(head.view(np.float64), block)  # exact widening; the low 29 bits are zero
+    if kind == "float64":
+        # No room for the row index beside a float64 key: numpy's (SIMD) argsort of the values,
+        # excluded and padding rows pushed last by +inf (weights are finite).
+        columns = np.empty((width, padded), dtype=np.float64)
+        np.copyto(columns[:, :rows], block)
+        columns[:, excluded_rows] = np.inf
+        keys = np.argsort(columns, axis=-1)  # the row of each rank; ties in any order
     else:
-        np.subtract(block, offset, out=head)
-        np.left_shift(head, row_bits, out=head)
-    np.bitwise_or(keys, np.arange(padded, dtype=np.int64), out=keys)
-    keys[:, excluded_rows] = excluded_key | excluded_rows  # after every value, in row order
-    keys.sort(axis=-1)
-    np.bitwise_and(keys, (1 << row_bits) - 1, out=keys)  # now the row of each rank
+        keys = np.empty((width, padded), dtype=np.int64)
+        head = keys[:, :rows]
+        if kind == "float32":
+            np.copyto(head.view(np.float64), block)  # exact widening; the low 29 bits are zero
+        else:
+            np.subtract(block, offset, out=head)
+            np.left_shift(head, row_bits, out=head)
+        np.bitwise_or(keys, np.arange(padded, dtype=np.int64), out=keys)
+        keys[:, excluded_rows] = excluded_key | excluded_rows  # after every value, in row order
+        keys.sort(axis=-1)
+        np.bitwise_and(keys, (1 << row_bits) - 1, out=keys)  # now the row of each rank
     ranked = np.take(stake, keys).reshape(width, chunks, group)
     chunk_prefix = np.cumsum(ranked.sum(axis=-1), axis=-1)  # (width, chunks)
     full = np.count_nonzero(chunk_prefix <= minority, axis=-1)  # groups entirely at or below

@@ -42,7 +42,7 @@ from torch import Tensor
 from ._array import Array, ArrayOrigin, as_tensor, check_same_device
 from ._intmath import INT64_MAX
 from ._validation import check_finite, check_in_range, check_non_negative, first_index
-from .consensus import weighted_median_fixed
+from .consensus import weighted_median, weighted_median_fixed
 from .errors import DTypeError, ShapeError, ValueRangeError
 from .fixed import (
     fx_bonds_ema_alpha,
@@ -650,36 +650,20 @@ def _topk_permits(stake: Tensor, k: int, exact: bool) -> Tensor:
 
 
 def _weighted_median_cols(weights: Tensor, stake: Tensor, kappa: int | float, ops: _Exact | _Float) -> Tensor:
-    """``weighted_median_col_sparse`` by its closed form (spec B.4), batched.
+    """``weighted_median_col_sparse`` (spec B.4), batched: the consensus module's closed form.
 
     For each column: the largest value p among the rows with positive stake such that the
     (renormalised) stake of the rows with ``W_ij >= p`` reaches kappa; the smallest such value
-    when none does; 0 when no row has stake. A descending sort per column and a cumulative
-    stake sum find it; the first index where the sum reaches kappa holds p.
-
-    The float branch is not ``consensus.weighted_median`` (same results on the tests): for
-    float64 weights that one runs two stable sorts per column (values, then excluded rows last),
-    measured 1.5-2x this one sort with a -1 sentinel, which took the fast epoch from ~31 to
-    ~50 ms and the runner from ~35x to ~20-24x the loop (target 20x) in the quick benchmark.
+    when none does; 0 when no row has stake. Exact mode runs it on I32F32 bits (the chain's
+    bits), fast mode in float (stake sums in float64).
 
     Args:
         weights: ``(b, n, n)`` row-normalised weights (bits or floats).
         stake: ``(b, n)`` active stake.
     """
-    if ops.exact:  # the consensus module's chain-exact engine (packed-key sort on the CPU)
+    if ops.exact:
         return weighted_median_fixed(weights, stake, kappa, validate=False)
-    candidates = stake > 0
-    stake = ops.normalize(torch.where(candidates, stake, torch.zeros_like(stake)))
-    columns = torch.where(candidates.unsqueeze(-1), weights, -1.0)
-    columns = columns.transpose(-1, -2).contiguous()  # (b, cols, rows)
-    values, order = torch.sort(columns, dim=-1, descending=True)
-    cumulative = torch.gather(stake.unsqueeze(1).expand_as(order), -1, order).cumsum(-1)
-    # The cumulative stake never decreases, so the first index reaching kappa is a count.
-    first = (cumulative < kappa).sum(-1, keepdim=True)
-    count = candidates.sum(-1).view(-1, 1, 1)
-    index = torch.where(first < values.shape[-1], first, (count - 1).clamp(min=0))  # none reached: the minimum
-    median = torch.gather(values, -1, index).squeeze(-1)
-    return torch.where(count.squeeze(-1) > 0, median, torch.zeros_like(median))
+    return weighted_median(weights, stake, kappa, validate=False)
 
 
 @dataclass
