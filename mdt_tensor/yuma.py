@@ -420,11 +420,16 @@ class _Float:
     def normalize(self, x: Tensor, dim: int = -1) -> Tensor:
         return _normalize_float(x, dim)
 
+    def normalize_(self, x: Tensor, dim: int = -1) -> Tensor:
+        """``normalize`` in place, for a fresh tensor the caller owns (the same bits)."""
+        total = x.sum(dim, keepdim=True)
+        return x.div_(torch.where(total > 0, total, torch.ones_like(total)))
+
     def to_u16(self, x: Tensor) -> Tensor:
-        return torch.floor(x.to(torch.float64) * _U16_MAX).clamp_(0, _U16_MAX).to(torch.int64)
+        return torch.mul(x.to(torch.float64), _U16_MAX).floor_().clamp_(0, _U16_MAX).to(torch.int64)
 
     def u16_proportion(self, x: Tensor) -> Tensor:
-        return x.to(self.dtype) / _U16_MAX
+        return x.to(self.dtype, copy=True).div_(_U16_MAX)
 
     def to_float(self, x: Tensor) -> Tensor:
         return x
@@ -723,17 +728,22 @@ def _epoch_core(x: _Inputs, p: YumaParams, emission: Tensor, ops: _Exact | _Floa
 
     # 7. weights: permit rows, diagonal (except the owner's on the sparse path), outdated cells.
     # (old_permit already excludes padded rows; padded columns are masked where padding exists)
-    keep = old_permit.unsqueeze(-1) & valid.unsqueeze(-2) if x.padded else old_permit.unsqueeze(-1)
-    diagonal = torch.eye(n, dtype=torch.bool, device=dev)
-    keep = keep & ~(diagonal & ~is_owner.unsqueeze(-1)) if sparse else keep & ~diagonal
-    keep = keep & (x.last_update.unsqueeze(-1) > x.block_at_registration.unsqueeze(-2))
-    present = keep if x.weights_present is None else keep & x.weights_present
-    w_int = x.weights.masked_fill(~present, 0)
-    row_sum = w_int.sum(-1, keepdim=True)
-    if ops.exact:
-        weights = ops.div(w_int, row_sum, a_small=True)
+    keep = old_permit.unsqueeze(-1) & (x.last_update.unsqueeze(-1) > x.block_at_registration.unsqueeze(-2))
+    if x.padded:
+        keep &= valid.unsqueeze(-2)
+    diagonal = keep.diagonal(dim1=-2, dim2=-1)  # a view: the rule is applied in place
+    if sparse:
+        diagonal &= is_owner
     else:
-        weights = ops.normalize(w_int.to(ops.dtype))
+        diagonal.fill_(False)
+    present = keep if x.weights_present is None else keep & x.weights_present
+    if ops.exact:
+        w_int = x.weights.masked_fill(~present, 0)
+        weights = ops.div(w_int, w_int.sum(-1, keepdim=True), a_small=True)
+    else:
+        # One fresh (b, n, n) tensor, masked and normalised in place (each temporary of that size
+        # costs as much as the arithmetic on the CPU: fresh pages).
+        weights = ops.normalize_(x.weights.to(ops.dtype, copy=True).masked_fill_(~present, 0))
 
     # 8-10. consensus, clipping, validator trust.
     kappa = ops.const_ratio(p.kappa, _U16_MAX)
@@ -742,7 +752,10 @@ def _epoch_core(x: _Inputs, p: YumaParams, emission: Tensor, ops: _Exact | _Floa
     validator_trust = clipped.sum(-1)
 
     # 11. ranks and incentive.
-    ranks = ops.mul(active_stake.unsqueeze(-1), clipped).sum(-2)
+    if ops.exact:
+        ranks = ops.mul(active_stake.unsqueeze(-1), clipped).sum(-2)
+    else:
+        ranks = torch.matmul(active_stake.unsqueeze(-2), clipped).squeeze(-2)
     incentive = ops.normalize(ranks)
 
     # 12. weights for bonds: W + beta * (clipped - W).
@@ -768,10 +781,9 @@ def _epoch_core(x: _Inputs, p: YumaParams, emission: Tensor, ops: _Exact | _Floa
     last_tempo = (x.block - p.tempo).clamp(min=0)
     fresh_columns = (last_tempo <= x.block_at_registration).unsqueeze(-2)  # (b, 1, n)
     drop_bonds = fresh_columns | ~(valid.unsqueeze(-1) & valid.unsqueeze(-2)) if x.padded else fresh_columns
-    stored_bonds = x.bonds.masked_fill(drop_bonds, 0)
     ema_alpha: Any = ops.bonds_ema_alpha(p.bonds_moving_average)
     if p.yuma3:
-        bonds = ops.u16_proportion(stored_bonds)
+        bonds = ops.u16_proportion(x.bonds.masked_fill(drop_bonds, 0))
         ema = _yuma3_ema(bond_weights, bond_present, bonds, consensus, x, p, ops, ema_alpha)
         ema_norm = ops.normalize(ema, dim=-2)
         per_validator = ops.mul(incentive.unsqueeze(-2), ema_norm).sum(-1)
@@ -779,22 +791,27 @@ def _epoch_core(x: _Inputs, p: YumaParams, emission: Tensor, ops: _Exact | _Floa
         stored = ema
     else:
         if ops.exact:
+            stored_bonds = x.bonds.masked_fill(drop_bonds, 0)
             bonds = ops.div(stored_bonds, stored_bonds.sum(-2, keepdim=True), a_small=True)
+            delta = ops.normalize(ops.mul(active_stake.unsqueeze(-1), bond_weights), dim=-2)
+            ema = ops.mul_const(delta, ema_alpha) + ops.mul_const(bonds, ops.one - ema_alpha)
+            ema = ops.normalize(ema, dim=-2)  # both terms are >= 0: nothing to drop
+            dividends = ops.normalize(ops.mul(incentive.unsqueeze(-2), ema).sum(-1))
+            stored = ops.div(ema, ema.amax(-2, keepdim=True))
         else:
-            bonds = ops.normalize(stored_bonds.to(ops.dtype), dim=-2)
-        delta = ops.normalize(ops.mul(active_stake.unsqueeze(-1), bond_weights), dim=-2)
-        ema = ops.mul_const(delta, ema_alpha) + ops.mul_const(bonds, ops.one - ema_alpha)
-        ema = ops.normalize(ema, dim=-2)  # both terms are >= 0: nothing to drop
-        dividends = ops.normalize(ops.mul(incentive.unsqueeze(-2), ema).sum(-1))
-        col_max = ema.amax(-2, keepdim=True)
-        stored = ops.div(ema, col_max) if ops.exact else torch.where(col_max > 0, ema / col_max.clamp(min=1e-300), ema)
+            # The same steps on fresh tensors, in place (bit for bit the out-of-place ones).
+            bonds = ops.normalize_(x.bonds.to(ops.dtype, copy=True).masked_fill_(drop_bonds, 0), dim=-2)
+            delta = ops.normalize_(active_stake.unsqueeze(-1) * bond_weights, dim=-2)
+            ema = ops.normalize_(delta.mul_(ema_alpha).add_(bonds.mul_(1.0 - ema_alpha)), dim=-2)
+            dividends = ops.normalize(torch.matmul(ema, incentive.unsqueeze(-1)).squeeze(-1))
+            stored = ema.div_(ema.amax(-2, keepdim=True).clamp_(min=1e-300))  # a zero column stays 0
 
     # 14. emission.
     server, validator, chain_emission, dust = _emission(incentive, dividends, active_stake, stake, emission, ops, payout)
 
     # 16. bonds rows: kept for new permits, emptied otherwise (the dense path leaves rows of
     # uids that never had a permit untouched).
-    bonds_u16 = ops.to_u16(stored).masked_fill(~new_permit.unsqueeze(-1), 0)
+    bonds_u16 = ops.to_u16(stored).masked_fill_(~new_permit.unsqueeze(-1), 0)  # to_u16 gives a fresh tensor
     if not sparse:
         untouched = (~new_permit & ~old_permit).unsqueeze(-1)
         bonds_u16 = torch.where(untouched, x.bonds, bonds_u16)
