@@ -428,6 +428,10 @@ class _Float:
     def to_u16(self, x: Tensor) -> Tensor:
         return torch.mul(x.to(torch.float64), _U16_MAX).floor_().clamp_(0, _U16_MAX).to(torch.int64)
 
+    def to_u16_(self, x: Tensor) -> Tensor:
+        """``to_u16`` of a tensor the caller owns and no longer needs (float64: scaled in place)."""
+        return x.to(torch.float64).mul_(_U16_MAX).floor_().clamp_(0, _U16_MAX).to(torch.int64)
+
     def u16_proportion(self, x: Tensor) -> Tensor:
         return x.to(self.dtype, copy=True).div_(_U16_MAX)
 
@@ -748,7 +752,14 @@ def _epoch_core(x: _Inputs, p: YumaParams, emission: Tensor, ops: _Exact | _Floa
     # 8-10. consensus, clipping, validator trust.
     kappa = ops.const_ratio(p.kappa, _U16_MAX)
     consensus = _weighted_median_cols(weights, active_stake, kappa, ops)
-    clipped = torch.minimum(weights, consensus.unsqueeze(-2))
+    beta: Any = ops.const_ratio(p.bonds_penalty, _U16_MAX)  # int bits (exact) or float
+    # The fast path's original bonds with beta = 1 never read W after clipping, nor W-bar after
+    # weighing it by stake: both steps then run in place on the weights' own tensor.
+    in_place = not ops.exact and not p.yuma3 and beta == ops.one
+    if in_place:
+        clipped = torch.minimum(weights, consensus.unsqueeze(-2), out=weights)
+    else:
+        clipped = torch.minimum(weights, consensus.unsqueeze(-2))
     validator_trust = clipped.sum(-1)
 
     # 11. ranks and incentive.
@@ -759,7 +770,6 @@ def _epoch_core(x: _Inputs, p: YumaParams, emission: Tensor, ops: _Exact | _Floa
     incentive = ops.normalize(ranks)
 
     # 12. weights for bonds: W + beta * (clipped - W).
-    beta: Any = ops.const_ratio(p.bonds_penalty, _U16_MAX)  # int bits (exact) or float
     if beta == 0:
         bond_weights = weights
     elif beta == ops.one:
@@ -801,7 +811,8 @@ def _epoch_core(x: _Inputs, p: YumaParams, emission: Tensor, ops: _Exact | _Floa
         else:
             # The same steps on fresh tensors, in place (bit for bit the out-of-place ones).
             bonds = ops.normalize_(x.bonds.to(ops.dtype, copy=True).masked_fill_(drop_bonds, 0), dim=-2)
-            delta = ops.normalize_(active_stake.unsqueeze(-1) * bond_weights, dim=-2)
+            weighed = bond_weights.mul_(active_stake.unsqueeze(-1)) if in_place else active_stake.unsqueeze(-1) * bond_weights
+            delta = ops.normalize_(weighed, dim=-2)
             ema = ops.normalize_(delta.mul_(ema_alpha).add_(bonds.mul_(1.0 - ema_alpha)), dim=-2)
             dividends = ops.normalize(torch.matmul(ema, incentive.unsqueeze(-1)).squeeze(-1))
             stored = ema.div_(ema.amax(-2, keepdim=True).clamp_(min=1e-300))  # a zero column stays 0
@@ -811,7 +822,8 @@ def _epoch_core(x: _Inputs, p: YumaParams, emission: Tensor, ops: _Exact | _Floa
 
     # 16. bonds rows: kept for new permits, emptied otherwise (the dense path leaves rows of
     # uids that never had a permit untouched).
-    bonds_u16 = ops.to_u16(stored).masked_fill_(~new_permit.unsqueeze(-1), 0)  # to_u16 gives a fresh tensor
+    bonds_u16 = ops.to_u16(stored) if ops.exact else ops.to_u16_(stored)  # fresh either way
+    bonds_u16.masked_fill_(~new_permit.unsqueeze(-1), 0)
     if not sparse:
         untouched = (~new_permit & ~old_permit).unsqueeze(-1)
         bonds_u16 = torch.where(untouched, x.bonds, bonds_u16)
