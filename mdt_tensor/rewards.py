@@ -232,42 +232,72 @@ def _int_to_dd(x: Tensor) -> tuple[Tensor, Tensor]:
 # the two share computations: floors plus a key that ranks the fractional parts
 
 
-def _exact_shares(totals: Tensor, q: Tensor, q_bits: int) -> tuple[Tensor, Tensor, Tensor, Tensor | None]:
+class _Blocks:
+    """Column blocks of a ``(B, N)`` problem and one reusable int64 scratch buffer per block.
+
+    On CPU each block holds at most ``_CACHE_BLOCK`` elements, so the temporaries of the
+    elementwise passes stay in cache and are allocated once (fresh large buffers are
+    page-faulted in again on every call, which cost more than the arithmetic). A GPU takes
+    one block. The results do not depend on the blocking.
+    """
+
+    def __init__(self, like: Tensor) -> None:
+        rows, n = like.shape
+        cols = n if like.device.type != "cpu" else max(1, min(n, _CACHE_BLOCK // max(rows, 1)))
+        self.slices = [slice(start, min(start + cols, n)) for start in range(0, n, cols)]
+        self._rows = rows
+        self._buffer = torch.empty(rows * min(cols, n), dtype=torch.int64, device=like.device)
+
+    def scratch(self, block: slice) -> Tensor:
+        """A contiguous ``(B, width)`` int64 buffer for ``block`` (shared by every block)."""
+        width = block.stop - block.start
+        return self._buffer[: self._rows * width].view(self._rows, width)
+
+
+def _exact_shares(totals: Tensor, q: Tensor, q_bits: int, blocks: _Blocks) -> tuple[Tensor, Tensor, Tensor]:
     """``floor(T * q_i / Q)`` and ``(T * q_i) mod Q`` exactly (Q the row sum), in int64.
 
     ``q`` holds non-negative integers below ``2**q_bits`` with row sums below 2**61. This is
     ``mul_div_floor_rem`` specialised to a per-row total and divisor, written with in-place
-    operations (it is the hot loop): T = a*Q + b, then long division of ``b * q`` by Q over
-    k-bit digits of q, most significant first, so that every intermediate stays below 2**63.
-    Returns ``(floors, remainders, Q, a spare int64 buffer shaped like q or None)``.
+    operations on column blocks (it is the hot loop): T = a*Q + b, then long division of
+    ``b * q`` by Q over k-bit digits of q, most significant first, so that every intermediate
+    stays below 2**63. Returns ``(floors, remainders, Q)``.
     """
-    row_sum = q.sum(dim=-1)
+    row_sum = q.sum(dim=-1, dtype=torch.int64)
     sum_bits = bit_length(row_sum)
     divisor = row_sum.clamp(min=1)[:, None]
+    neg_divisor = -divisor
     whole = torch.div(totals, divisor[:, 0], rounding_mode="floor")[:, None]
     part = totals[:, None] - whole * divisor
     digit_bits = 62 - sum_bits
     steps = -(-max(q_bits, 1) // digit_bits)
     mask = (1 << digit_bits) - 1
-    # most significant digit first; it needs no mask because q < 2**q_bits
     top_shift = (steps - 1) * digit_bits
-    remainder = (q >> top_shift).mul_(part) if top_shift else q * part
-    quotient = torch.div(remainder, divisor, rounding_mode="floor")
-    remainder.addcmul_(quotient, -divisor)  # in [0, Q)
-    scratch = torch.empty_like(q) if steps > 1 else None
-    for step in reversed(range(steps - 1)):
-        assert scratch is not None
-        shift = step * digit_bits
-        if shift:
-            torch.bitwise_right_shift(q, shift, out=scratch).bitwise_and_(mask)
+    floors = torch.empty(q.shape, dtype=torch.int64, device=q.device)
+    remainders = torch.empty_like(floors)
+    for block in blocks.slices:
+        q_block, quotient, remainder = q[:, block], floors[:, block], remainders[:, block]
+        # most significant digit first; it needs no mask because q < 2**q_bits
+        if top_shift:
+            torch.bitwise_right_shift(q_block, top_shift, out=remainder).mul_(part)
         else:
-            torch.bitwise_and(q, mask, out=scratch)
-        # remainder * 2**k + digit * b < Q * 2**k + Q * 2**k <= 2**63
-        remainder.bitwise_left_shift_(digit_bits).addcmul_(scratch, part)
-        torch.div(remainder, divisor, rounding_mode="floor", out=scratch)
-        remainder.addcmul_(scratch, -divisor)
-        quotient.bitwise_left_shift_(digit_bits).add_(scratch)
-    return quotient.addcmul_(q, whole), remainder, row_sum, scratch
+            torch.mul(q_block, part, out=remainder)
+        torch.div(remainder, divisor, rounding_mode="floor", out=quotient)
+        remainder.addcmul_(quotient, neg_divisor)  # in [0, Q)
+        for step in reversed(range(steps - 1)):
+            digit = blocks.scratch(block)
+            shift = step * digit_bits
+            if shift:
+                torch.bitwise_right_shift(q_block, shift, out=digit).bitwise_and_(mask)
+            else:
+                torch.bitwise_and(q_block, mask, out=digit)
+            # remainder * 2**k + digit * b < Q * 2**k + Q * 2**k <= 2**63
+            remainder.bitwise_left_shift_(digit_bits).addcmul_(digit, part)
+            torch.div(remainder, divisor, rounding_mode="floor", out=digit)
+            remainder.addcmul_(digit, neg_divisor)
+            quotient.bitwise_left_shift_(digit_bits).add_(digit)
+        quotient.addcmul_(q_block, whole)
+    return floors, remainders, row_sum
 
 
 def _float_limbs_sum(scaled: Tensor, limb_bits: int, limbs: int) -> tuple[Tensor, Tensor]:
@@ -313,40 +343,65 @@ def _approx_shares(
 # leftover units to the largest keys
 
 
-_BUCKET_BITS = 11
+#: Elements per column block on CPU (see :class:`_Blocks`): 1 MiB of int64.
+_CACHE_BLOCK = 1 << 17
 
 
-def _largest_keys(buckets: Tensor, keys: Tensor, counts: Tensor) -> Tensor:
-    """Mask of the ``counts[b]`` largest keys of each row; equal keys go to the lower index.
+def _bucket_bits(n: int) -> int:
+    """Radix-select bucket bits for rows of n keys: about 16 keys per bucket, at most 2048 buckets."""
+    return max(1, min(11, n.bit_length() - 4))
+
+
+def _cut_buckets(histogram: Tensor, counts: Tensor, n: int) -> tuple[Tensor, Tensor]:
+    """The bucket holding each row's ``counts[b]``-th largest key, and how many keys to take there.
+
+    ``histogram`` is ``(B, width)``: keys per bucket, n per row.
+    """
+    inclusive = histogram.cumsum(-1)
+    # buckets >= c hold n - (inclusive - histogram)[c] keys, which does not increase with c
+    cut = ((inclusive - histogram) <= (n - counts)[:, None]).sum(-1).sub_(1).clamp_(min=0)
+    above = n - inclusive.gather(-1, cut[:, None])[:, 0]  # keys in buckets > cut
+    return cut, counts - above
+
+
+def _take_ties(floors: Tensor, keys: Tensor, row_ids: Tensor, col_ids: Tensor, need: Tensor) -> None:
+    """Add one to ``floors`` at the ``need[b]`` largest keys among the given cut-bucket entries.
+
+    Entries come with the columns of each row ascending; equal keys go to the lower index.
+    """
+    if not row_ids.numel():
+        return
+    values = keys[row_ids, col_ids]
+    order = torch.sort(values, descending=True, stable=True).indices  # ties: lower index first
+    order = order[torch.sort(row_ids[order], stable=True).indices]
+    row_sorted = row_ids[order]
+    starts = torch.searchsorted(row_sorted, row_sorted, right=False)
+    rank = torch.arange(order.numel(), device=order.device) - starts
+    pick = order[rank < need[row_sorted]]
+    floors[row_ids[pick], col_ids[pick]] += 1
+
+
+def _largest_keys(buckets: Tensor, keys: Tensor, counts: Tensor, bucket_bits: int) -> Tensor:
+    """One per each of the ``counts[b]`` largest keys of each row, else 0 (int64); equal keys go
+    to the lower index.
 
     A full sort would cost far more than the rest of :func:`apportion`, so this is a one-level
-    radix select: ``buckets`` (int64 in ``[0, 2**_BUCKET_BITS)``, non-decreasing in the key) are
+    radix select: ``buckets`` (int64 in ``[0, 2**bucket_bits)``, non-decreasing in the key) are
     histogrammed per row, the bucket holding the cut is found from the cumulative counts,
     everything above it is taken, and only the keys inside that one bucket are sorted (stably,
     so equal keys keep index order). Integer counting is exact, so the result does not depend
     on the order of the (atomic, on CUDA) histogram updates.
     """
     rows, n = buckets.shape
-    width = 1 << _BUCKET_BITS
+    width = 1 << bucket_bits
     column = buckets if rows == 1 else buckets + (torch.arange(rows, device=buckets.device) * width)[:, None]
     ones = torch.ones(1, dtype=torch.int64, device=buckets.device).expand(rows * n)
     histogram = torch.zeros(rows * width, dtype=torch.int64, device=buckets.device)
     histogram = histogram.scatter_add_(0, column.reshape(-1), ones).reshape(rows, width)
-    at_or_above = histogram.flip(-1).cumsum(-1).flip(-1)  # [r, c]: elements in buckets >= c
-    cut = ((at_or_above >= counts[:, None]).sum(-1) - 1).clamp(min=0)  # bucket of the counts[r]-th largest
-    padded = torch.cat([at_or_above, torch.zeros_like(at_or_above[:, :1])], dim=-1)
-    need = counts - padded.gather(-1, (cut + 1)[:, None])[:, 0]
-    chosen = buckets > cut[:, None]
+    cut, need = _cut_buckets(histogram, counts, n)
+    chosen = (buckets > cut[:, None]).to(torch.int64)
     row_ids, col_ids = (buckets == cut[:, None]).nonzero(as_tuple=True)
-    if row_ids.numel():
-        values = keys[row_ids, col_ids]
-        order = torch.sort(values, descending=True, stable=True).indices  # ties: lower index first
-        order = order[torch.sort(row_ids[order], stable=True).indices]
-        row_sorted = row_ids[order]
-        starts = torch.searchsorted(row_sorted, row_sorted, right=False)
-        rank = torch.arange(order.numel(), device=order.device) - starts
-        pick = order[rank < need[row_sorted]]
-        chosen[row_ids[pick], col_ids[pick]] = True
+    _take_ties(chosen, keys, row_ids, col_ids, need)
     return chosen
 
 
@@ -356,15 +411,44 @@ def _row_bits(values: Tensor) -> Tensor:
 
 
 def _exact_path(totals: Tensor, q: Tensor, q_bits: int, method: ApportionMethod) -> tuple[Tensor, Tensor]:
-    floors, remainders, row_sum, scratch = _exact_shares(totals, q, q_bits)
+    blocks = _Blocks(q)
+    floors, remainders, row_sum = _exact_shares(totals, q, q_bits, blocks)
     left = totals - floors.sum(dim=-1)
     if method == "floor":
         return floors, left
     # Every unit of `left` goes to a positive remainder (spec 2.4.3), so zero weights, whose
-    # remainder is 0, are never chosen and need no mask.
-    shift = (_row_bits(row_sum) - _BUCKET_BITS).clamp(min=0)[:, None]
-    buckets = torch.bitwise_right_shift(remainders, shift, out=scratch) if scratch is not None else remainders >> shift
-    floors.add_(_largest_keys(buckets, remainders, left))
+    # remainder is 0, are never chosen and need no mask. The selection is _largest_keys's
+    # radix select, done block by block: the buckets (the remainders' top bits) are computed
+    # twice rather than stored.
+    rows, n = q.shape
+    bucket_bits = _bucket_bits(n)
+    width = 1 << bucket_bits
+    shift = (_row_bits(row_sum) - bucket_bits).clamp(min=0)[:, None]
+    offsets = (torch.arange(rows, device=q.device) * width)[:, None] if rows > 1 else None
+
+    def buckets_of(block: slice) -> Tensor:
+        """Row-offset buckets of one block, in the block's scratch buffer."""
+        buckets = torch.bitwise_right_shift(remainders[:, block], shift, out=blocks.scratch(block))
+        return buckets if offsets is None else buckets.add_(offsets)
+
+    histogram = torch.zeros(rows * width, dtype=torch.int64, device=q.device)
+    ones = torch.ones(1, dtype=torch.int64, device=q.device)
+    for block in blocks.slices:
+        buckets = buckets_of(block)
+        histogram.scatter_add_(0, buckets.view(-1), ones.expand(buckets.numel()))
+    cut, need = _cut_buckets(histogram.view(rows, width), left, n)
+    if offsets is not None:
+        cut = cut + offsets[:, 0]
+    row_parts, col_parts = [], []
+    for block in blocks.slices:
+        buckets = buckets_of(block)
+        row_ids, col_ids = (buckets == cut[:, None]).nonzero(as_tuple=True)
+        row_parts.append(row_ids)
+        col_parts.append(col_ids + block.start)
+        # above the cut: (cut - bucket) >> 63 is -1, elsewhere 0 (buckets are small)
+        floors[:, block].sub_(buckets.neg_().add_(cut[:, None]).bitwise_right_shift_(63))
+    row_ids, col_ids = torch.cat(row_parts), torch.cat(col_parts)  # per row, columns ascending
+    _take_ties(floors, remainders, row_ids, col_ids, need)
     return floors, torch.zeros_like(left)
 
 
@@ -388,8 +472,9 @@ def _approx_path(totals: Tensor, w: Tensor, top_bits: int, method: ApportionMeth
         raise RuntimeError(f"apportion: the floors exceed the total in row {bad}; please report this.")
     # zero weights sit in bucket 0 with key -1: below every positive weight's fraction, and at
     # most as many units as positive weights are left over, so they are never chosen
-    buckets = (fraction * float(1 << _BUCKET_BITS)).to(torch.int64)
-    floors += _largest_keys(buckets, fraction.masked_fill_(w == 0, -1.0), left)
+    bucket_bits = _bucket_bits(w.shape[-1])
+    buckets = (fraction * float(1 << bucket_bits)).to(torch.int64)
+    floors += _largest_keys(buckets, fraction.masked_fill_(w == 0, -1.0), left, bucket_bits)
     return floors, torch.zeros_like(left)
 
 
@@ -397,7 +482,34 @@ def _mantissa_bits(dtype: torch.dtype) -> int:
     return {torch.float16: 11, torch.bfloat16: 8, torch.float32: 24}.get(dtype, 53)
 
 
+#: Elements per block of rows on CPU (see :func:`_apportion_rows`).
+_CPU_BLOCK = 1 << 19
+
+
 def _apportion_rows(
+    totals: Tensor, w: Tensor, row_max: Tensor, method: ApportionMethod, mantissa_bits: int
+) -> tuple[Tensor, Tensor]:
+    """Apportion (B,) totals over (B, N) weights in blocks of rows (each row independent).
+
+    On CPU a block of at most ``_CPU_BLOCK`` elements keeps the int64 temporaries small: the
+    allocator recycles them (a fresh 32 MB buffer is page-faulted in again on every call,
+    which cost more than the arithmetic) and they stay in cache. Every row's result is the
+    same whatever block it is in, so GPUs take all rows at once.
+    """
+    rows, n = w.shape
+    per_block = max(1, _CPU_BLOCK // max(n, 1)) if w.device.type == "cpu" else rows
+    if per_block >= rows:
+        return _apportion_block(totals, w, row_max, method, mantissa_bits)
+    parts = torch.empty(w.shape, dtype=torch.int64, device=w.device)
+    dust = torch.empty_like(totals)
+    for start in range(0, rows, per_block):
+        block = slice(start, start + per_block)
+        block_parts, dust[block] = _apportion_block(totals[block], w[block], row_max[block], method, mantissa_bits)
+        parts[block] = block_parts
+    return parts, dust
+
+
+def _apportion_block(
     totals: Tensor, w: Tensor, row_max: Tensor, method: ApportionMethod, mantissa_bits: int
 ) -> tuple[Tensor, Tensor]:
     """Apportion (B,) totals over (B, N) non-negative weights, every row with a positive weight.
@@ -414,9 +526,10 @@ def _apportion_rows(
     # First try as few bits as the dtype's mantissa (small integers: one long-division step).
     for bits in sorted({min(mantissa_bits, top_bits), top_bits}):
         scaled = _scaled_float_weights(w, row_max, bits)
-        q = scaled.to(torch.int64)  # truncation: the floor of a non-negative value
+        # truncation: the floor of a non-negative value; int32 where it fits (half the memory)
+        q = scaled.to(torch.int32 if bits <= 31 else torch.int64)
         fraction = scaled.frac_()  # a fresh buffer (never the caller's weights)
-        if not bool(fraction.any()):
+        if not bool(fraction.amax() > 0):  # fractions are >= 0: one cheap reduction
             return _exact_path(totals, q, bits, method)
     lossless = ~(fraction != 0).any(dim=-1)
     scaled = _scaled_float_weights(w, row_max, top_bits).to(torch.float64)
@@ -532,8 +645,15 @@ def apportion(
     if rows.numel() == 0 and rows.shape[0] and zero_weights == "error":
         raise WeightError(_ALL_ZERO_MESSAGE.format(row="every row", detail="N = 0"))
     if rows.numel():
-        row_min, row_max = torch.aminmax(rows, dim=-1)  # one pass: checks and the scaling
-        if validate and not bool((row_min >= 0).all() & (row_max < float("inf")).all()):
+        # per-row max for the scaling; the checks need only the global extremes (one cheap
+        # pass: a per-row aminmax costs ~20x a per-row amax plus a global aminmax on CPU)
+        row_max = rows.amax(dim=-1)
+        if validate and rows.is_floating_point():
+            low, high = torch.aminmax(rows)
+            ok = bool((low >= 0) & (high < float("inf")))  # NaN fails both comparisons
+        else:
+            ok = not validate or bool(rows.min() >= 0)
+        if not ok:
             check_finite(w, "weights")  # raise, naming the first bad value
             check_non_negative(w, "weights")
         empty = row_max <= 0
