@@ -428,9 +428,11 @@ class _Float:
     def to_u16(self, x: Tensor) -> Tensor:
         return torch.mul(x.to(torch.float64), _U16_MAX).floor_().clamp_(0, _U16_MAX).to(torch.int64)
 
-    def to_u16_(self, x: Tensor) -> Tensor:
-        """``to_u16`` of a tensor the caller owns and no longer needs (float64: scaled in place)."""
-        return x.to(torch.float64).mul_(_U16_MAX).floor_().clamp_(0, _U16_MAX).to(torch.int64)
+    def to_u16_(self, x: Tensor, out: Tensor | None = None) -> Tensor:
+        """``to_u16`` of a tensor the caller owns and no longer needs (float64: scaled in place),
+        into ``out`` (int64, x's shape) when given."""
+        scaled = x.to(torch.float64).mul_(_U16_MAX).floor_().clamp_(0, _U16_MAX)
+        return scaled.to(torch.int64) if out is None else out.copy_(scaled)  # whole numbers: exact
 
     def u16_proportion(self, x: Tensor) -> Tensor:
         return x.to(self.dtype, copy=True).div_(_U16_MAX)
@@ -695,8 +697,14 @@ class _Core:
     ops: Any = field(repr=False)
 
 
-def _epoch_core(x: _Inputs, p: YumaParams, emission: Tensor, ops: _Exact | _Float, payout: Payout) -> _Core:
-    """Every step of spec B.3-B.5 on a prepared batch (no Python loop over subnets or uids)."""
+def _epoch_core(
+    x: _Inputs, p: YumaParams, emission: Tensor, ops: _Exact | _Float, payout: Payout, bonds_out: Tensor | None = None
+) -> _Core:
+    """Every step of spec B.3-B.5 on a prepared batch (no Python loop over subnets or uids).
+
+    ``bonds_out``: where the fast path writes the new u16 bonds ``(b, n, n)`` (the runner's
+    stacked result), instead of a fresh tensor.
+    """
     n, dev = x.n, x.weights.device
     sparse = p.path == "sparse"
     uids = torch.arange(n, device=dev)
@@ -822,13 +830,13 @@ def _epoch_core(x: _Inputs, p: YumaParams, emission: Tensor, ops: _Exact | _Floa
 
     # 16. bonds rows: kept for new permits, emptied otherwise (the dense path leaves rows of
     # uids that never had a permit untouched).
-    bonds_u16 = ops.to_u16(stored) if ops.exact else ops.to_u16_(stored)  # fresh either way
+    bonds_u16 = ops.to_u16(stored) if ops.exact else ops.to_u16_(stored, out=bonds_out)  # not read elsewhere
     bonds_u16.masked_fill_(~new_permit.unsqueeze(-1), 0)
     if not sparse:
         untouched = (~new_permit & ~old_permit).unsqueeze(-1)
-        bonds_u16 = torch.where(untouched, x.bonds, bonds_u16)
+        torch.where(untouched, x.bonds, bonds_u16, out=bonds_u16)
     if x.padded:
-        bonds_u16 = bonds_u16.masked_fill(~(valid.unsqueeze(-1) & valid.unsqueeze(-2)), 0)
+        bonds_u16.masked_fill_(~(valid.unsqueeze(-1) & valid.unsqueeze(-2)), 0)
 
     return _Core(
         server=server,
@@ -1129,11 +1137,17 @@ class _StderrProgress:
         sys.stderr.write("\n")
 
 
-def _stack_results(cores: list[_Core], x: _Inputs, payout_chain: bool) -> EpochResult:
-    """Stack per-epoch results into one :class:`EpochResult` with a leading epoch dimension."""
+def _stack_results(cores: list[_Core], x: _Inputs, payout_chain: bool, bonds: Tensor | None = None) -> EpochResult:
+    """Stack per-epoch results into one :class:`EpochResult` with a leading epoch dimension.
+
+    ``bonds``: ``(T, b, n, n)`` when the epochs already wrote their bonds there.
+    """
     t = len(cores)
-    names = [f.name for f in dataclasses.fields(_Core) if f.name != "ops"]
-    stacked = _Core(**{name: torch.stack([getattr(c, name) for c in cores]).flatten(0, 1) for name in names}, ops=cores[0].ops)
+    names = [f.name for f in dataclasses.fields(_Core) if f.name != "ops" and not (bonds is not None and f.name == "bonds_u16")]
+    fields = {name: torch.stack([getattr(c, name) for c in cores]).flatten(0, 1) for name in names}
+    if bonds is not None:
+        fields["bonds_u16"] = bonds.flatten(0, 1)
+    stacked = _Core(**fields, ops=cores[0].ops)
     batch = (t, *x.batch_shape)
     return _wrap_result(stacked, dataclasses.replace(x, batch_shape=batch), payout_chain)
 
@@ -1181,10 +1195,15 @@ def run_epochs(
     updates, total = _iter_updates(weight_updates, x, validate)
     bar = _progress(total, progress)
     cores: list[_Core] = []
+    # The fast path writes each epoch's bonds straight into the stacked result (a (T, b, n, n)
+    # copy less). Only for an array of updates, whose count is certain.
+    bonds = None
+    if not ops.exact and _is_array(weight_updates) and total:
+        bonds = torch.empty((total, *x.bonds.shape), dtype=torch.int64, device=x.bonds.device)
     try:
         for weights in updates:
             x = dataclasses.replace(x, weights=weights)
-            core = _epoch_core(x, params, e, ops, payout)
+            core = _epoch_core(x, params, e, ops, payout, None if bonds is None else bonds[len(cores)])
             cores.append(core)
             x = _advance(x, core, params.tempo)
             if bar is not None:
@@ -1194,13 +1213,19 @@ def run_epochs(
             bar.close()
     if not cores:
         raise ShapeError("Expected at least one weight update, but got none.")
+    if bonds is not None:
+        x = dataclasses.replace(x, bonds=x.bonds.clone())  # the final state does not share the results' memory
     final = _state_from_inputs(x)
-    return _stack_results(cores, x, payout == "chain"), final
+    return _stack_results(cores, x, payout == "chain", bonds), final
+
+
+def _is_array(x: Any) -> bool:
+    return isinstance(x, Tensor) or hasattr(x, "__array__") or hasattr(x, "__dlpack__")
 
 
 def _iter_updates(weight_updates: Any, x: _Inputs, validate: bool) -> tuple[Iterator[Tensor], int | None]:
     shape = (*x.batch_shape, x.n, x.n)
-    if isinstance(weight_updates, (Tensor,)) or hasattr(weight_updates, "__array__") or hasattr(weight_updates, "__dlpack__"):
+    if _is_array(weight_updates):
         w = _as_int_tensor(weight_updates, "weight_updates", x.weights.device, validate)
         if tuple(w.shape[1:]) != shape:
             raise ShapeError(f"Expected `weight_updates` of shape (T, *{shape}), but got shape {tuple(w.shape)}.")
