@@ -209,7 +209,8 @@ def _median_block(
     """Columns ``start:stop`` of one matrix ``values (V, N)``: sort keys, cumulate stake, pick.
 
     ``stake`` is padded to the layout's row count with zeros and ``excluded_rows`` lists the
-    excluded and the padding rows. The cumulative stake is found in two levels (sums of groups of
+    excluded and the padding rows (the numpy engine passes the included rows only, so just the
+    padding). The cumulative stake is found in two levels (sums of groups of
     about sqrt(V) ranks, then the ranks of the one group where the threshold is crossed): numpy's
     float accumulate is slow, its reductions and these small scans are not.
     """
@@ -257,20 +258,25 @@ def _select_numpy(values: Tensor, stake: Tensor, included: Tensor, minority: Ten
     counts = included.sum(-1).tolist()
     if rows == 0 or columns == 0 or not any(counts):
         return out
-    padded = _layout(rows)[2]
-    stake_np = np.zeros((batch, padded), dtype=stake.numpy().dtype)
-    stake_np[:, :rows] = stake.numpy()
-    values_np, included_np, out_np = values.numpy(), included.numpy(), out.numpy()
-    padding_rows = np.arange(rows, padded, dtype=np.int64)
+    values_np, stake_all, included_np, out_np = values.numpy(), stake.numpy(), included.numpy(), out.numpy()
     minority_list = minority.tolist()
-    step = max(1, min(columns, _BLOCK_ELEMENTS // padded))
     tasks = []
     for b in range(batch):  # blocks of columns of every matrix: the units of work of the pool
-        if counts[b] == 0:
+        count = counts[b]
+        if count == 0:
             continue
-        excluded_rows = np.concatenate([np.flatnonzero(~included_np[b]), padding_rows]).astype(np.int64)
+        # Only the included rows are sorted (in the epoch: the validators, often a small part).
+        matrix, matrix_stake = values_np[b], stake_all[b]
+        if count < rows:
+            kept = np.flatnonzero(included_np[b])
+            matrix, matrix_stake = matrix[kept], matrix_stake[kept]
+        padded = _layout(count)[2]
+        padded_stake = np.zeros(padded, dtype=stake_all.dtype)
+        padded_stake[:count] = matrix_stake
+        padding_rows = np.arange(count, padded, dtype=np.int64)
+        step = max(1, min(columns, _BLOCK_ELEMENTS // padded))
         for start in range(0, columns, step):
-            tasks.append((values_np[b], stake_np[b], excluded_rows, counts[b], minority_list[b], encoding,
+            tasks.append((matrix, padded_stake, padding_rows, count, minority_list[b], encoding,
                           start, min(start + step, columns), out_np[b]))
     run_blocks(_median_block, tasks)
     return out
