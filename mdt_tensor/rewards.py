@@ -265,10 +265,28 @@ def _exact_shares(totals: Tensor, q: Tensor, q_bits: int, blocks: _Blocks) -> tu
     """
     row_sum = q.sum(dim=-1, dtype=torch.int64)
     sum_bits = bit_length(row_sum)
-    divisor = row_sum.clamp(min=1)[:, None]
-    neg_divisor = -divisor
-    whole = torch.div(totals, divisor[:, 0], rounding_mode="floor")[:, None]
-    part = totals[:, None] - whole * divisor
+    divisor_t = row_sum.clamp(min=1)[:, None]
+    whole_t = torch.div(totals, divisor_t[:, 0], rounding_mode="floor")[:, None]
+    part_t = totals[:, None] - whole_t * divisor_t
+    # One row (on CPU): Python-int constants, so `x - d * Q` is one scaled add, not an addcmul.
+    single = q.shape[0] == 1 and q.device.type == "cpu"
+    divisor: Tensor | int = int(divisor_t) if single else divisor_t
+    whole: Tensor | int = int(whole_t) if single else whole_t
+    part: Tensor | int = int(part_t) if single else part_t
+
+    def sub_multiple(target: Tensor, factor: Tensor, scale: Tensor | int) -> None:
+        """target -= factor * scale, in place."""
+        if isinstance(scale, int):
+            target.add_(factor, alpha=-scale)
+        else:
+            target.addcmul_(factor, scale, value=-1)
+
+    def add_multiple(target: Tensor, factor: Tensor, scale: Tensor | int) -> None:
+        """target += factor * scale, in place."""
+        if isinstance(scale, int):
+            target.add_(factor, alpha=scale)
+        else:
+            target.addcmul_(factor, scale)
     digit_bits = 62 - sum_bits
     steps = -(-max(q_bits, 1) // digit_bits)
     mask = (1 << digit_bits) - 1
@@ -281,9 +299,9 @@ def _exact_shares(totals: Tensor, q: Tensor, q_bits: int, blocks: _Blocks) -> tu
         if top_shift:
             torch.bitwise_right_shift(q_block, top_shift, out=remainder).mul_(part)
         else:
-            torch.mul(q_block, part, out=remainder)
+            remainder.copy_(q_block).mul_(part)  # in int64 (q may be int32, part a Python int)
         torch.div(remainder, divisor, rounding_mode="floor", out=quotient)
-        remainder.addcmul_(quotient, neg_divisor)  # in [0, Q)
+        sub_multiple(remainder, quotient, divisor)  # in [0, Q)
         for step in reversed(range(steps - 1)):
             digit = blocks.scratch(block)
             shift = step * digit_bits
@@ -292,11 +310,11 @@ def _exact_shares(totals: Tensor, q: Tensor, q_bits: int, blocks: _Blocks) -> tu
             else:
                 torch.bitwise_and(q_block, mask, out=digit)
             # remainder * 2**k + digit * b < Q * 2**k + Q * 2**k <= 2**63
-            remainder.bitwise_left_shift_(digit_bits).addcmul_(digit, part)
+            add_multiple(remainder.bitwise_left_shift_(digit_bits), digit, part)
             torch.div(remainder, divisor, rounding_mode="floor", out=digit)
-            remainder.addcmul_(digit, neg_divisor)
+            sub_multiple(remainder, digit, divisor)
             quotient.bitwise_left_shift_(digit_bits).add_(digit)
-        quotient.addcmul_(q_block, whole)
+        add_multiple(quotient, q_block, whole)
     return floors, remainders, row_sum
 
 
@@ -435,7 +453,10 @@ def _exact_path(totals: Tensor, q: Tensor, q_bits: int, method: ApportionMethod)
     ones = torch.ones(1, dtype=torch.int64, device=q.device)
     for block in blocks.slices:
         buckets = buckets_of(block)
-        histogram.scatter_add_(0, buckets.view(-1), ones.expand(buckets.numel()))
+        if rows == 1:  # bincount: about twice scatter_add's speed on CPU, same exact counts
+            histogram.add_(torch.bincount(buckets.view(-1), minlength=width))
+        else:
+            histogram.scatter_add_(0, buckets.view(-1), ones.expand(buckets.numel()))
     cut, need = _cut_buckets(histogram.view(rows, width), left, n)
     if offsets is not None:
         cut = cut + offsets[:, 0]

@@ -219,6 +219,32 @@ def test_a_million_recipients() -> None:
     assert int(np.abs((parts.numpy() - (total * w.double() / w.double().sum()).numpy()))[:].max()) <= 2
 
 
+def integer_hamilton(total: int, q: list[int]) -> list[int]:
+    """Largest remainder for integer weights in Python ints: floors, then +1 by remainder, ties to the lower index."""
+    q_sum = sum(q)
+    parts = [total * x // q_sum for x in q]
+    remainders = [total * x % q_sum for x in q]
+    order = sorted(range(len(q)), key=lambda i: (-remainders[i], i))
+    for i in order[: total - sum(parts)]:
+        parts[i] += 1
+    return parts
+
+
+@pytest.mark.parametrize("shape", [(1, 300_001), (300, 2_049)])
+def test_rows_and_columns_spanning_several_blocks_are_exact(shape: tuple[int, int]) -> None:
+    # CPU work is split into blocks of rows and of columns; many equal weights put ties
+    # (equal remainders) in every block, so the lower-index rule is checked across blocks.
+    gen = torch.Generator().manual_seed(1)
+    w = torch.randint(0, 50, shape, generator=gen).to(torch.float32)
+    w[:, 0] = 7.0  # every row has a positive weight
+    totals = torch.randint(0, 2**62, (shape[0],), generator=gen)
+    parts, dust = apportion(totals, w)
+    assert dust.tolist() == [0] * shape[0]
+    weights = w.long().tolist()
+    for row in range(0, shape[0], 37):
+        assert parts[row].tolist() == integer_hamilton(int(totals[row]), weights[row])
+
+
 # ---------------------------------------------------------------------------------------------
 # types, devices, errors
 
