@@ -233,7 +233,7 @@ def _int_to_dd(x: Tensor) -> tuple[Tensor, Tensor]:
 
 
 class _Blocks:
-    """Column blocks of a ``(B, N)`` problem and one reusable int64 scratch buffer per block.
+    """Column blocks of a ``(B, N)`` problem and three reusable int64 scratch buffers.
 
     On CPU each block holds at most ``_CACHE_BLOCK`` elements, so the temporaries of the
     elementwise passes stay in cache and are allocated once (fresh large buffers are
@@ -246,76 +246,69 @@ class _Blocks:
         cols = n if like.device.type != "cpu" else max(1, min(n, _CACHE_BLOCK // max(rows, 1)))
         self.slices = [slice(start, min(start + cols, n)) for start in range(0, n, cols)]
         self._rows = rows
-        self._buffer = torch.empty(rows * min(cols, n), dtype=torch.int64, device=like.device)
+        self._buffers = [torch.empty(rows * min(cols, n), dtype=torch.int64, device=like.device) for _ in range(3)]
 
-    def scratch(self, block: slice) -> Tensor:
-        """A contiguous ``(B, width)`` int64 buffer for ``block`` (shared by every block)."""
+    def scratch(self, block: slice, which: int) -> Tensor:
+        """Contiguous ``(B, width)`` int64 scratch buffer number ``which`` (0-2) for ``block``."""
         width = block.stop - block.start
-        return self._buffer[: self._rows * width].view(self._rows, width)
+        return self._buffers[which][: self._rows * width].view(self._rows, width)
 
 
-def _exact_shares(totals: Tensor, q: Tensor, q_bits: int, blocks: _Blocks) -> tuple[Tensor, Tensor, Tensor]:
-    """``floor(T * q_i / Q)`` and ``(T * q_i) mod Q`` exactly (Q the row sum), in int64.
+class _Division(NamedTuple):
+    """``floor(T * q / Q)`` as long division: T = whole * Q + part, q in ``steps`` digits of
+    ``digit_bits`` bits. The constants are per row ``(B, 1)``, per element ``(K,)``, or Python
+    ints for one row on CPU (then ``x - d * Q`` is one scaled add instead of an addcmul)."""
 
-    ``q`` holds non-negative integers below ``2**q_bits`` with row sums below 2**61. This is
-    ``mul_div_floor_rem`` specialised to a per-row total and divisor, written with in-place
-    operations on column blocks (it is the hot loop): T = a*Q + b, then long division of
-    ``b * q`` by Q over k-bit digits of q, most significant first, so that every intermediate
-    stays below 2**63. Returns ``(floors, remainders, Q)``.
-    """
-    row_sum = q.sum(dim=-1, dtype=torch.int64)
-    sum_bits = bit_length(row_sum)
-    divisor_t = row_sum.clamp(min=1)[:, None]
-    whole_t = torch.div(totals, divisor_t[:, 0], rounding_mode="floor")[:, None]
-    part_t = totals[:, None] - whole_t * divisor_t
-    # One row (on CPU): Python-int constants, so `x - d * Q` is one scaled add, not an addcmul.
-    single = q.shape[0] == 1 and q.device.type == "cpu"
-    divisor: Tensor | int = int(divisor_t) if single else divisor_t
-    whole: Tensor | int = int(whole_t) if single else whole_t
-    part: Tensor | int = int(part_t) if single else part_t
+    divisor: Tensor | int
+    whole: Tensor | int
+    part: Tensor | int
+    digit_bits: int
+    steps: int
 
-    def sub_multiple(target: Tensor, factor: Tensor, scale: Tensor | int) -> None:
-        """target -= factor * scale, in place."""
-        if isinstance(scale, int):
-            target.add_(factor, alpha=-scale)
-        else:
-            target.addcmul_(factor, scale, value=-1)
 
-    def add_multiple(target: Tensor, factor: Tensor, scale: Tensor | int) -> None:
-        """target += factor * scale, in place."""
-        if isinstance(scale, int):
-            target.add_(factor, alpha=scale)
-        else:
-            target.addcmul_(factor, scale)
-    digit_bits = 62 - sum_bits
+def _plan_division(totals: Tensor, row_sum: Tensor, q_bits: int, as_ints: bool) -> _Division:
+    """The long division of ``T * q_i`` by the row sum Q (< 2**61) for q below ``2**q_bits``."""
+    divisor = row_sum.clamp(min=1)
+    whole = torch.div(totals, divisor, rounding_mode="floor")
+    part = totals - whole * divisor
+    digit_bits = 62 - bit_length(row_sum)
     steps = -(-max(q_bits, 1) // digit_bits)
-    mask = (1 << digit_bits) - 1
-    top_shift = (steps - 1) * digit_bits
-    floors = torch.empty(q.shape, dtype=torch.int64, device=q.device)
-    remainders = torch.empty_like(floors)
-    for block in blocks.slices:
-        q_block, quotient, remainder = q[:, block], floors[:, block], remainders[:, block]
-        # most significant digit first; it needs no mask because q < 2**q_bits
-        if top_shift:
-            torch.bitwise_right_shift(q_block, top_shift, out=remainder).mul_(part)
-        else:
-            remainder.copy_(q_block).mul_(part)  # in int64 (q may be int32, part a Python int)
-        torch.div(remainder, divisor, rounding_mode="floor", out=quotient)
-        sub_multiple(remainder, quotient, divisor)  # in [0, Q)
-        for step in reversed(range(steps - 1)):
-            digit = blocks.scratch(block)
-            shift = step * digit_bits
-            if shift:
-                torch.bitwise_right_shift(q_block, shift, out=digit).bitwise_and_(mask)
-            else:
-                torch.bitwise_and(q_block, mask, out=digit)
-            # remainder * 2**k + digit * b < Q * 2**k + Q * 2**k <= 2**63
-            add_multiple(remainder.bitwise_left_shift_(digit_bits), digit, part)
-            torch.div(remainder, divisor, rounding_mode="floor", out=digit)
-            sub_multiple(remainder, digit, divisor)
-            quotient.bitwise_left_shift_(digit_bits).add_(digit)
-        add_multiple(quotient, q_block, whole)
-    return floors, remainders, row_sum
+    if as_ints:
+        return _Division(int(divisor[0]), int(whole[0]), int(part[0]), digit_bits, steps)
+    return _Division(divisor[:, None], whole[:, None], part[:, None], digit_bits, steps)
+
+
+def _add_multiple(target: Tensor, factor: Tensor, scale: Tensor | int, sign: int = 1) -> None:
+    """target += sign * factor * scale, in place (exact int64)."""
+    if isinstance(scale, int):
+        target.add_(factor, alpha=sign * scale)
+    else:
+        target.addcmul_(factor, scale, value=sign)
+
+
+def _divide(plan: _Division, q: Tensor, quotient: Tensor, remainder: Tensor, digit: Tensor) -> None:
+    """``quotient = floor(T * q / Q)`` and ``remainder = (T * q) mod Q`` for int64 ``q``, exactly.
+
+    This is ``mul_div_floor_rem``'s long division specialised to one total and divisor per row
+    and written with in-place operations into the given buffers (it is the hot loop): ``part *
+    q`` is divided by Q over k-bit digits of q, most significant first, so that every
+    intermediate stays below 2**63.
+    """
+    digit_bits, mask = plan.digit_bits, (1 << plan.digit_bits) - 1
+    top_shift = (plan.steps - 1) * digit_bits
+    # the most significant digit needs no mask because q < 2**q_bits
+    torch.bitwise_right_shift(q, top_shift, out=remainder).mul_(plan.part)
+    torch.div(remainder, plan.divisor, rounding_mode="floor", out=quotient)
+    _add_multiple(remainder, quotient, plan.divisor, -1)  # in [0, Q)
+    for step in reversed(range(plan.steps - 1)):
+        shift = step * digit_bits
+        torch.bitwise_right_shift(q, shift, out=digit).bitwise_and_(mask)
+        # remainder * 2**k + digit * part < Q * 2**k + Q * 2**k <= 2**63
+        _add_multiple(remainder.bitwise_left_shift_(digit_bits), digit, plan.part)
+        torch.div(remainder, plan.divisor, rounding_mode="floor", out=digit)
+        _add_multiple(remainder, digit, plan.divisor, -1)
+        quotient.bitwise_left_shift_(digit_bits).add_(digit)
+    _add_multiple(quotient, q, plan.whole)
 
 
 def _float_limbs_sum(scaled: Tensor, limb_bits: int, limbs: int) -> tuple[Tensor, Tensor]:
@@ -382,14 +375,13 @@ def _cut_buckets(histogram: Tensor, counts: Tensor, n: int) -> tuple[Tensor, Ten
     return cut, counts - above
 
 
-def _take_ties(floors: Tensor, keys: Tensor, row_ids: Tensor, col_ids: Tensor, need: Tensor) -> None:
-    """Add one to ``floors`` at the ``need[b]`` largest keys among the given cut-bucket entries.
+def _take_ties(floors: Tensor, values: Tensor, row_ids: Tensor, col_ids: Tensor, need: Tensor) -> None:
+    """Add one to ``floors`` at the ``need[b]`` largest keys ``values`` of the given cut-bucket entries.
 
     Entries come with the columns of each row ascending; equal keys go to the lower index.
     """
     if not row_ids.numel():
         return
-    values = keys[row_ids, col_ids]
     order = torch.sort(values, descending=True, stable=True).indices  # ties: lower index first
     order = order[torch.sort(row_ids[order], stable=True).indices]
     row_sorted = row_ids[order]
@@ -419,7 +411,7 @@ def _largest_keys(buckets: Tensor, keys: Tensor, counts: Tensor, bucket_bits: in
     cut, need = _cut_buckets(histogram, counts, n)
     chosen = (buckets > cut[:, None]).to(torch.int64)
     row_ids, col_ids = (buckets == cut[:, None]).nonzero(as_tuple=True)
-    _take_ties(chosen, keys, row_ids, col_ids, need)
+    _take_ties(chosen, keys[row_ids, col_ids], row_ids, col_ids, need)
     return chosen
 
 
@@ -428,48 +420,70 @@ def _row_bits(values: Tensor) -> Tensor:
     return torch.frexp((values >> 10).to(torch.float64)).exponent.to(torch.int64) + 10
 
 
-def _exact_path(totals: Tensor, q: Tensor, q_bits: int, method: ApportionMethod) -> tuple[Tensor, Tensor]:
-    blocks = _Blocks(q)
-    floors, remainders, row_sum = _exact_shares(totals, q, q_bits, blocks)
-    left = totals - floors.sum(dim=-1)
-    if method == "floor":
-        return floors, left
-    # Every unit of `left` goes to a positive remainder (spec 2.4.3), so zero weights, whose
-    # remainder is 0, are never chosen and need no mask. The selection is _largest_keys's
-    # radix select, done block by block: the buckets (the remainders' top bits) are computed
-    # twice rather than stored.
+def _exact_path(
+    totals: Tensor, q: Tensor, q_bits: int, method: ApportionMethod, spare: Tensor | None = None
+) -> tuple[Tensor, Tensor]:
+    """Exact shares of integer weights ``q`` (int32 or int64, below ``2**q_bits``), block by block.
+
+    ``spare``: a dead buffer of q's shape and 4-byte elements to keep the buckets in.
+    """
     rows, n = q.shape
+    blocks = _Blocks(q)
+    row_sum = q.sum(dim=-1, dtype=torch.int64)
+    single = rows == 1 and q.device.type == "cpu"
+    plan = _plan_division(totals, row_sum, q_bits, single)
+    floors = torch.empty(q.shape, dtype=torch.int64, device=q.device)
+    largest = method == "largest_remainder"
+    # Largest remainders by _largest_keys's radix select, done block by block: the buckets (the
+    # remainders' top bits) are kept as int32; the few remainders in each row's cut bucket are
+    # computed again at the end rather than keeping all of them.
     bucket_bits = _bucket_bits(n)
     width = 1 << bucket_bits
-    shift = (_row_bits(row_sum) - bucket_bits).clamp(min=0)[:, None]
+    row_shift = (_row_bits(row_sum) - bucket_bits).clamp(min=0)
+    shift: Tensor | int = int(row_shift[0]) if single else row_shift[:, None]
     offsets = (torch.arange(rows, device=q.device) * width)[:, None] if rows > 1 else None
-
-    def buckets_of(block: slice) -> Tensor:
-        """Row-offset buckets of one block, in the block's scratch buffer."""
-        buckets = torch.bitwise_right_shift(remainders[:, block], shift, out=blocks.scratch(block))
-        return buckets if offsets is None else buckets.add_(offsets)
-
     histogram = torch.zeros(rows * width, dtype=torch.int64, device=q.device)
     ones = torch.ones(1, dtype=torch.int64, device=q.device)
+    if spare is not None and spare.shape == q.shape and spare.element_size() == 4 and spare.is_contiguous():
+        store = spare.view(torch.int32)
+    else:
+        store = torch.empty(q.shape, dtype=torch.int32, device=q.device)
     for block in blocks.slices:
-        buckets = buckets_of(block)
-        if rows == 1:  # bincount: about twice scatter_add's speed on CPU, same exact counts
-            histogram.add_(torch.bincount(buckets.view(-1), minlength=width))
-        else:
-            histogram.scatter_add_(0, buckets.view(-1), ones.expand(buckets.numel()))
+        # an int64 copy of the block: ops mixing int32 and int64 are several times slower
+        q_block = blocks.scratch(block, 0).copy_(q[:, block])
+        remainder = blocks.scratch(block, 1)
+        _divide(plan, q_block, floors[:, block], remainder, blocks.scratch(block, 2))
+        if largest:
+            buckets = remainder.bitwise_right_shift_(shift)
+            store[:, block] = buckets
+            if offsets is not None:
+                buckets.add_(offsets)
+            if rows == 1:  # bincount: about twice scatter_add's speed on CPU, same exact counts
+                histogram.add_(torch.bincount(buckets.view(-1), minlength=width))
+            else:
+                histogram.scatter_add_(0, buckets.view(-1), ones.expand(buckets.numel()))
+    left = totals - floors.sum(dim=-1)
+    if not largest:
+        return floors, left
+    # Every unit of `left` goes to a positive remainder (spec 2.4.3), so zero weights, whose
+    # remainder is 0, are never chosen and need no mask.
     cut, need = _cut_buckets(histogram.view(rows, width), left, n)
-    if offsets is not None:
-        cut = cut + offsets[:, 0]
     row_parts, col_parts = [], []
     for block in blocks.slices:
-        buckets = buckets_of(block)
+        buckets = blocks.scratch(block, 0).copy_(store[:, block])
         row_ids, col_ids = (buckets == cut[:, None]).nonzero(as_tuple=True)
         row_parts.append(row_ids)
         col_parts.append(col_ids + block.start)
         # above the cut: (cut - bucket) >> 63 is -1, elsewhere 0 (buckets are small)
         floors[:, block].sub_(buckets.neg_().add_(cut[:, None]).bitwise_right_shift_(63))
     row_ids, col_ids = torch.cat(row_parts), torch.cat(col_parts)  # per row, columns ascending
-    _take_ties(floors, remainders, row_ids, col_ids, need)
+    if row_ids.numel():
+        plan_at = _plan_division(totals[row_ids], row_sum[row_ids], q_bits, False)
+        plan_at = plan_at._replace(divisor=plan_at.divisor[:, 0], whole=plan_at.whole[:, 0], part=plan_at.part[:, 0])
+        q_at = q[row_ids, col_ids].to(torch.int64)
+        remainders = torch.empty_like(q_at)
+        _divide(plan_at, q_at, torch.empty_like(q_at), remainders, torch.empty_like(q_at))
+        _take_ties(floors, remainders, row_ids, col_ids, need)
     return floors, torch.zeros_like(left)
 
 
@@ -551,7 +565,7 @@ def _apportion_block(
         q = scaled.to(torch.int32 if bits <= 31 else torch.int64)
         fraction = scaled.frac_()  # a fresh buffer (never the caller's weights)
         if not bool(fraction.amax() > 0):  # fractions are >= 0: one cheap reduction
-            return _exact_path(totals, q, bits, method)
+            return _exact_path(totals, q, bits, method, spare=fraction)
     lossless = ~(fraction != 0).any(dim=-1)
     scaled = _scaled_float_weights(w, row_max, top_bits).to(torch.float64)
     if not bool(lossless.any()):
