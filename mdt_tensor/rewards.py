@@ -421,18 +421,24 @@ def _row_bits(values: Tensor) -> Tensor:
 
 
 def _exact_path(
-    totals: Tensor, q: Tensor, q_bits: int, method: ApportionMethod, spare: Tensor | None = None
+    totals: Tensor,
+    q: Tensor,
+    q_bits: int,
+    method: ApportionMethod,
+    spare: Tensor | None = None,
+    out: Tensor | None = None,
 ) -> tuple[Tensor, Tensor]:
     """Exact shares of integer weights ``q`` (int32 or int64, below ``2**q_bits``), block by block.
 
-    ``spare``: a dead buffer of q's shape and 4-byte elements to keep the buckets in.
+    ``spare``: a dead buffer of q's shape and 4-byte elements to keep the buckets in; ``out``:
+    a contiguous int64 buffer of q's shape for the parts (fresh memory costs page faults).
     """
     rows, n = q.shape
     blocks = _Blocks(q)
     row_sum = q.sum(dim=-1, dtype=torch.int64)
     single = rows == 1 and q.device.type == "cpu"
     plan = _plan_division(totals, row_sum, q_bits, single)
-    floors = torch.empty(q.shape, dtype=torch.int64, device=q.device)
+    floors = out if out is not None else torch.empty(q.shape, dtype=torch.int64, device=q.device)
     largest = method == "largest_remainder"
     # Largest remainders by _largest_keys's radix select, done block by block: the buckets (the
     # remainders' top bits) are kept as int32; the few remainders in each row's cut bucket are
@@ -539,13 +545,20 @@ def _apportion_rows(
     dust = torch.empty_like(totals)
     for start in range(0, rows, per_block):
         block = slice(start, start + per_block)
-        block_parts, dust[block] = _apportion_block(totals[block], w[block], row_max[block], method, mantissa_bits)
-        parts[block] = block_parts
+        out = parts[block]
+        block_parts, dust[block] = _apportion_block(totals[block], w[block], row_max[block], method, mantissa_bits, out)
+        if block_parts.data_ptr() != out.data_ptr():
+            out.copy_(block_parts)
     return parts, dust
 
 
 def _apportion_block(
-    totals: Tensor, w: Tensor, row_max: Tensor, method: ApportionMethod, mantissa_bits: int
+    totals: Tensor,
+    w: Tensor,
+    row_max: Tensor,
+    method: ApportionMethod,
+    mantissa_bits: int,
+    out: Tensor | None = None,
 ) -> tuple[Tensor, Tensor]:
     """Apportion (B,) totals over (B, N) non-negative weights, every row with a positive weight.
 
@@ -556,7 +569,7 @@ def _apportion_block(
     if not w.is_floating_point():
         values = w.to(torch.int64)
         if bit_length(row_max) <= top_bits:
-            return _exact_path(totals, values, bit_length(row_max), method)
+            return _exact_path(totals, values, bit_length(row_max), method, out=out)
         return _approx_path(totals, values, top_bits, method)
     # First try as few bits as the dtype's mantissa (small integers: one long-division step).
     for bits in sorted({min(mantissa_bits, top_bits), top_bits}):
@@ -565,7 +578,7 @@ def _apportion_block(
         q = scaled.to(torch.int32 if bits <= 31 else torch.int64)
         fraction = scaled.frac_()  # a fresh buffer (never the caller's weights)
         if not bool(fraction.amax() > 0):  # fractions are >= 0: one cheap reduction
-            return _exact_path(totals, q, bits, method, spare=fraction)
+            return _exact_path(totals, q, bits, method, spare=fraction, out=out)
     lossless = ~(fraction != 0).any(dim=-1)
     scaled = _scaled_float_weights(w, row_max, top_bits).to(torch.float64)
     if not bool(lossless.any()):
