@@ -7,7 +7,10 @@ Baselines, measured in the same run:
   threshold;
 * a per-column numpy loop (``argsort``, ``cumsum``, ``searchsorted`` per column), as simple
   simulators write it;
-* ``np.median(axis=0)`` for ``compute_weight_consensus(method="median")``.
+* ``np.median(axis=0)`` for ``compute_weight_consensus(method="median")``;
+* for float64 epoch-shaped batches ``(b, 256, 256)`` with some rows unstaked, the one-sort
+  recipe the Yuma epoch used before it called ``weighted_median`` (a -1 sentinel for unstaked
+  rows, one descending ``torch.sort`` with indices, gather, cumsum, first index reaching kappa).
 
 Each result is checked against the baseline's before it is timed. Full mode: ``(256, 4096)`` and
 ``(32, 256, 4096)`` float32 weights for the median, ``(16, 256, 4096)`` float32 for the stack.
@@ -31,6 +34,20 @@ def torch_recipe(weights: torch.Tensor, stakes: torch.Tensor, kappa: float) -> t
     minority = (share.sum(-1) - kappa).view(share.shape[:-1] + (1, 1))
     position = (cumulative <= minority).sum(-1, keepdim=True).clamp(max=weights.shape[-2] - 1)
     return sorted_weights.gather(-1, position).squeeze(-1)
+
+
+def sentinel_recipe(weights: torch.Tensor, stakes: torch.Tensor, kappa: float) -> torch.Tensor:
+    """Yuma's former float consensus: unstaked rows set to -1, one descending sort per column."""
+    candidates = stakes > 0
+    share = torch.where(candidates, stakes, torch.zeros_like(stakes))
+    share = share / share.sum(-1, keepdim=True)
+    columns = torch.where(candidates.unsqueeze(-1), weights, -1.0).transpose(-1, -2).contiguous()
+    values, order = torch.sort(columns, dim=-1, descending=True)
+    cumulative = torch.gather(share.unsqueeze(-2).expand_as(order), -1, order).cumsum(-1)
+    first = (cumulative < kappa).sum(-1, keepdim=True)
+    count = candidates.sum(-1).view(-1, 1, 1)
+    index = torch.where(first < values.shape[-1], first, (count - 1).clamp(min=0))
+    return torch.gather(values, -1, index).squeeze(-1)
 
 
 def numpy_column_loop(weights: np.ndarray, stakes: np.ndarray, kappa: float) -> np.ndarray:
@@ -110,6 +127,19 @@ def run(ctx: Context) -> list[Comparison]:
 
         comparisons.append(Comparison(f"weighted_median {label_b}", ours_b_s, "per-column numpy loop",
                                       timed(loop_over_batch, repeat=1)))
+
+    # ---- float64, shaped like the epoch's (row-normalised weights, a third of the rows unstaked)
+    epoch_batch, epoch_n = ctx.size((64, 256), (16, 256), (2, 16))
+    weights_e, stakes_e = _inputs((epoch_batch, epoch_n, epoch_n), 3)
+    weights_e, stakes_e = weights_e.double().to(ctx.device), stakes_e.to(ctx.device)
+    stakes_e[:, ::3] = 0
+    assert torch.equal(mt.weighted_median(weights_e, stakes_e, kappa), sentinel_recipe(weights_e, stakes_e, kappa))
+    comparisons.append(Comparison(
+        f"weighted_median ({epoch_batch}, {epoch_n}, {epoch_n}) float64, validate=False",
+        timed(lambda: mt.weighted_median(weights_e, stakes_e, kappa, validate=False)),
+        "one-sort sentinel recipe (Yuma's former copy)",
+        timed(lambda: sentinel_recipe(weights_e, stakes_e, kappa)), min_speedup=1.0,
+    ))
 
     # ---- the exact (fixed-point) median, for reference
     bits = mt.fx_from_float(weights.double())
