@@ -401,6 +401,10 @@ class _Exact:
     def normalize(self, x: Tensor, dim: int = -1) -> Tensor:
         return _normalize_exact(x, dim)
 
+    def normalize_(self, x: Tensor, dim: int = -1) -> Tensor:
+        """As ``_Float.normalize_`` (the division already reuses its own temporaries)."""
+        return _normalize_exact(x, dim)
+
     def bonds_ema_alpha(self, bonds_moving_average: int) -> int:
         """``1 - bma / 1e6`` with the I64F64 ratio truncated to I32F32."""
         return fx_bonds_ema_alpha(bonds_moving_average)
@@ -408,6 +412,11 @@ class _Exact:
     def to_u16(self, x: Tensor) -> Tensor:
         """``fixed_proportion_to_u16``: ``floor(x * 65535)`` saturated to [0, 65535]."""
         return fx_to_u16(x)
+
+    def to_u16_(self, x: Tensor, out: Tensor | None = None) -> Tensor:
+        """As ``_Float.to_u16_``: ``to_u16``, into ``out`` when given."""
+        bits = fx_to_u16(x)
+        return bits if out is None else out.copy_(bits)
 
     def u16_proportion(self, x: Tensor) -> Tensor:
         """``I32F32::from(u16) / I32F32::from(65535)``."""
@@ -864,7 +873,7 @@ def _epoch_core(
 
     # 16. bonds rows: kept for new permits, emptied otherwise (the dense path leaves rows of
     # uids that never had a permit untouched).
-    bonds_u16 = ops.to_u16(stored) if ops.exact else ops.to_u16_(stored, out=bonds_out)  # not read elsewhere
+    bonds_u16 = ops.to_u16_(stored, out=bonds_out)  # stored is not read again
     bonds_u16.masked_fill_(~new_permit.unsqueeze(-1), 0)
     if not sparse:
         untouched = (~new_permit & ~old_permit).unsqueeze(-1)
