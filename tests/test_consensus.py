@@ -485,6 +485,17 @@ def test_cpu_and_device_agree_bit_for_bit(device: str) -> None:
     assert torch.equal(cpu_fixed, mt.weighted_median_fixed(bits.to(device), stake_bits.to(device)).cpu())
 
 
+@pytest.mark.parametrize("device", DEVICES)
+def test_float64_cpu_and_device_agree(device: str) -> None:
+    # the CPU's argsort engine and the device's one sort with a sentinel pick the same values
+    generator = torch.Generator().manual_seed(12)
+    weights = (torch.rand(4, 96, 200, generator=generator, dtype=torch.float64) * 32).floor() / 32  # ties
+    stakes = torch.randint(0, 5, (4, 96), generator=generator).double()
+    for kappa in (0.0, mt.DEFAULT_KAPPA, 1.0):
+        cpu = mt.weighted_median(weights, stakes, kappa)
+        assert torch.equal(cpu, mt.weighted_median(weights.to(device), stakes.to(device), kappa).cpu())
+
+
 # ----------------------------------------------------------------------------- clip and stacks
 
 
