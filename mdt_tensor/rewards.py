@@ -266,8 +266,11 @@ class _Division(NamedTuple):
     steps: int
 
 
-def _plan_division(totals: Tensor, row_sum: Tensor, q_bits: int, as_ints: bool) -> _Division:
-    """The long division of ``T * q_i`` by the row sum Q (< 2**61) for q below ``2**q_bits``."""
+def _plan_division(totals: Tensor, row_sum: Tensor, q_bits: int, as_ints: bool, per_row: bool = True) -> _Division:
+    """The long division of ``T * q_i`` by the row sum Q (< 2**61) for q below ``2**q_bits``.
+
+    Constants as Python ints (``as_ints``, one row), ``(B, 1)`` columns (``per_row``) or as given.
+    """
     divisor = row_sum.clamp(min=1)
     whole = torch.div(totals, divisor, rounding_mode="floor")
     part = totals - whole * divisor
@@ -275,7 +278,9 @@ def _plan_division(totals: Tensor, row_sum: Tensor, q_bits: int, as_ints: bool) 
     steps = -(-max(q_bits, 1) // digit_bits)
     if as_ints:
         return _Division(int(divisor[0]), int(whole[0]), int(part[0]), digit_bits, steps)
-    return _Division(divisor[:, None], whole[:, None], part[:, None], digit_bits, steps)
+    if per_row:
+        return _Division(divisor[:, None], whole[:, None], part[:, None], digit_bits, steps)
+    return _Division(divisor, whole, part, digit_bits, steps)
 
 
 def _add_multiple(target: Tensor, factor: Tensor, scale: Tensor | int, sign: int = 1) -> None:
@@ -484,8 +489,7 @@ def _exact_path(
         floors[:, block].sub_(buckets.neg_().add_(cut[:, None]).bitwise_right_shift_(63))
     row_ids, col_ids = torch.cat(row_parts), torch.cat(col_parts)  # per row, columns ascending
     if row_ids.numel():
-        plan_at = _plan_division(totals[row_ids], row_sum[row_ids], q_bits, False)
-        plan_at = plan_at._replace(divisor=plan_at.divisor[:, 0], whole=plan_at.whole[:, 0], part=plan_at.part[:, 0])
+        plan_at = _plan_division(totals[row_ids], row_sum[row_ids], q_bits, False, per_row=False)
         q_at = q[row_ids, col_ids].to(torch.int64)
         remainders = torch.empty_like(q_at)
         _divide(plan_at, q_at, torch.empty_like(q_at), remainders, torch.empty_like(q_at))
