@@ -231,18 +231,27 @@ def integer_hamilton(total: int, q: list[int]) -> list[int]:
 
 
 @pytest.mark.parametrize("shape", [(1, 300_001), (300, 2_049)])
-def test_rows_and_columns_spanning_several_blocks_are_exact(shape: tuple[int, int]) -> None:
+@pytest.mark.parametrize("dtype", [torch.float32, torch.int64])
+@pytest.mark.parametrize("method", ["largest_remainder", "floor"])
+def test_rows_and_columns_spanning_several_blocks_are_exact(shape: tuple[int, int], dtype: torch.dtype, method: str) -> None:
     # CPU work is split into blocks of rows and of columns; many equal weights put ties
     # (equal remainders) in every block, so the lower-index rule is checked across blocks.
     gen = torch.Generator().manual_seed(1)
-    w = torch.randint(0, 50, shape, generator=gen).to(torch.float32)
-    w[:, 0] = 7.0  # every row has a positive weight
+    w = torch.randint(0, 50, shape, generator=gen).to(dtype)
+    w[:, 0] = 7  # every row has a positive weight
     totals = torch.randint(0, 2**62, (shape[0],), generator=gen)
-    parts, dust = apportion(totals, w)
-    assert dust.tolist() == [0] * shape[0]
+    parts, dust = apportion(totals, w, method=method)
     weights = w.long().tolist()
     for row in range(0, shape[0], 37):
-        assert parts[row].tolist() == integer_hamilton(int(totals[row]), weights[row])
+        total = int(totals[row])
+        if method == "floor":
+            weight_sum = sum(weights[row])
+            expected = [total * x // weight_sum for x in weights[row]]
+            assert int(dust[row]) == total - sum(expected)
+        else:
+            expected = integer_hamilton(total, weights[row])
+            assert int(dust[row]) == 0
+        assert parts[row].tolist() == expected
 
 
 # ---------------------------------------------------------------------------------------------
