@@ -8,8 +8,11 @@ import pytest
 import torch
 from hypothesis import HealthCheck, settings
 
+# The default profile (CI, everyday runs) is derandomized: the same examples on every run, so a
+# change, not luck, decides whether CI passes. HYPOTHESIS_PROFILE=thorough explores with random
+# seeds and 10x the examples; run it before trusting a change to numerics.
 settings.register_profile(
-    "default", deadline=None, max_examples=40, suppress_health_check=[HealthCheck.too_slow]
+    "default", deadline=None, max_examples=40, derandomize=True, suppress_health_check=[HealthCheck.too_slow]
 )
 settings.register_profile(
     "thorough", deadline=None, max_examples=400, suppress_health_check=[HealthCheck.too_slow]
