@@ -16,6 +16,7 @@ import mdt_tensor as mt
 import mdt_tensor.consensus as consensus_module
 from mdt_tensor.errors import DTypeError, ShapeError, ValueRangeError
 from tests.helpers import ARRAY_KINDS, DEVICES, assert_kind, to_kind, to_numpy
+from tests import yuma_reference as chain
 
 ONE = 1 << 32
 #: The numpy engine runs on CPU tensors; the torch engine is the one GPUs use. Both are checked.
@@ -35,66 +36,15 @@ def engine(name: str) -> Iterator[None]:
 # ----------------------------------------------------------------------------- the chain, in Python
 
 
-def chain_weighted_median(
-    stake: list[int], score: list[int], partition_idx: list[int], minority: int, lo: int, hi: int
-) -> int:
-    """subtensor ``math.rs::weighted_median`` (iterative, middle-index pivot), on I32F32 bits."""
-    current = list(partition_idx)
-    limit = len(partition_idx)
-    iterations = 0
-    while True:
-        n = len(current)
-        if n == 0:
-            return 0
-        if n == 1:
-            return score[current[0]]
-        pivot = score[current[n // 2]]
-        lo_stake = hi_stake = 0
-        lower: list[int] = []
-        upper: list[int] = []
-        for idx in current:
-            if score[idx] == pivot:
-                continue
-            if score[idx] < pivot:
-                lo_stake += stake[idx]
-                lower.append(idx)
-            else:
-                hi_stake += stake[idx]
-                upper.append(idx)
-        if minority < lo + lo_stake and lower:
-            current, hi = lower, lo + lo_stake
-        elif hi - hi_stake <= minority and upper:
-            current, lo = upper, hi - hi_stake
-        else:
-            return pivot
-        iterations += 1
-        if iterations > limit:
-            return 0
-
-
-def chain_safe_div(a: int, b: int) -> int:
-    if b == 0:
-        return 0
-    magnitude = (abs(a) << 32) // abs(b)
-    q = magnitude if (a < 0) == (b < 0) else -magnitude
-    return q if -(2**63) <= q < 2**63 else 0
+# The chain's quickselect and safe_div, transcribed once, in the epoch's reference.
+chain_weighted_median = chain.weighted_median
+chain_safe_div = chain.safe_div
 
 
 def chain_weighted_median_col_sparse(stake: list[int], rows: list[list[int]], majority: int) -> list[int]:
     """``weighted_median_col_sparse`` with every cell present (a dense matrix given as rows)."""
     columns = len(rows[0]) if rows else 0
-    use_stake = [s for s in stake if s > 0]
-    total = sum(use_stake)
-    if total != 0:
-        use_stake = [chain_safe_div(s, total) for s in use_stake]
-    stake_sum = sum(use_stake)
-    minority = stake_sum - majority
-    use_rows = [row for s, row in zip(stake, rows) if s > 0]
-    idx = list(range(len(use_stake)))
-    return [
-        chain_weighted_median(use_stake, [row[c] for row in use_rows], idx, minority, 0, stake_sum)
-        for c in range(columns)
-    ]
+    return chain.weighted_median_col_sparse(stake, [list(enumerate(row)) for row in rows], columns, majority)
 
 
 def fx(values: list[float]) -> list[int]:
