@@ -380,6 +380,18 @@ def _max_upscale_float_to_u16(weights: Tensor, submit: Tensor | None, drop_round
     return torch.maximum(values, kept.to(torch.int64)), kept
 
 
+def _read_uids_and_weights(uids: Array, weights: Array) -> tuple[Tensor, ArrayOrigin, Tensor, ArrayOrigin]:
+    """Read a ``(uids, weights)`` pair: numeric weights, integer uids, each ``(*, N)``, one device."""
+    w, origin = as_tensor(weights, "weights")
+    u, uids_origin = as_tensor(uids, "uids")
+    check_float_or_int(w, "weights")
+    _check_integer_dtype(u, "uids")
+    check_ndim(w, "weights", 1, "(*, N)")
+    check_ndim(u, "uids", 1, "(*, N)")
+    check_same_device(weights=w, uids=u)
+    return w, origin, u, uids_origin
+
+
 def convert_weights_and_uids_for_emit(
     uids: Array, weights: Array, *, drop_rounded_zeros: bool = False, validate: bool = True
 ) -> tuple[list[int], list[int]] | EmitRows:
@@ -416,13 +428,7 @@ def convert_weights_and_uids_for_emit(
         ...     torch.arange(3), torch.tensor([1e-6, .5, 1.]), drop_rounded_zeros=True)
         ([1, 2], [32768, 65535])
     """
-    w, origin = as_tensor(weights, "weights")
-    u, _ = as_tensor(uids, "uids")
-    check_float_or_int(w, "weights")
-    _check_integer_dtype(u, "uids")
-    check_ndim(w, "weights", 1, "(*, N)")
-    check_ndim(u, "uids", 1, "(*, N)")
-    check_same_device(weights=w, uids=u)
+    w, origin, u, _ = _read_uids_and_weights(uids, weights)
     if w.shape[-1] == 0:
         raise ShapeError("Expected at least one weight per row, but got an empty last dimension.")
     expanded = _match_uids(u, w)
@@ -701,13 +707,7 @@ def process_weights(
     if exclude_quantile > U16_MAX:
         raise ValueRangeError(f"Expected `exclude_quantile` on the u16 scale [0, 65535], but got {exclude_quantile}.")
     limit = _check_limit(max_weight_limit, "max_weight_limit")
-    w, origin = as_tensor(weights, "weights")
-    u, uids_origin = as_tensor(uids, "uids")
-    check_float_or_int(w, "weights")
-    _check_integer_dtype(u, "uids")
-    check_ndim(w, "weights", 1, "(*, N)")
-    check_ndim(u, "uids", 1, "(*, N)")
-    check_same_device(weights=w, uids=u)
+    w, origin, u, uids_origin = _read_uids_and_weights(uids, weights)
     u = _match_uids(u, w).to(torch.int64)
     width = w.shape[-1]
     if index_by_position and width > num_neurons:
