@@ -19,6 +19,8 @@ from hypothesis.extra.numpy import arrays
 import mdt_tensor as mt
 from mdt_tensor.errors import DTypeError, ShapeError, ValueRangeError
 
+from benchmarks.bench_compat import sdk_normalize_max_weight as ref_normalize_max_weight  # the SDK's algorithm
+
 from .helpers import ARRAY_KINDS, DEVICES, assert_kind, to_kind, to_numpy
 
 U16_MAX = 65535
@@ -26,25 +28,6 @@ U16_MAX = 65535
 
 # ------------------------------------------------------------------------------------------------
 # slow references, one row at a time
-
-
-def ref_normalize_max_weight(x: np.ndarray, limit: float = 0.1) -> np.ndarray:
-    """The SDK's numpy algorithm, step by step."""
-    epsilon = 1e-7
-    weights = x.copy()
-    values = np.sort(weights)
-    if x.sum() == 0 or x.shape[0] * limit <= 1:
-        return np.ones_like(x) / x.shape[0]
-    estimation = values / values.sum()
-    if estimation.max() <= limit:
-        return weights / weights.sum()
-    cumsum = np.cumsum(estimation, 0)
-    estimation_sum = np.array([(len(values) - i - 1) * estimation[i] for i in range(len(values))])
-    n_values = (estimation / (estimation_sum + cumsum + epsilon) < limit).sum()
-    cutoff_scale = (limit * cumsum[n_values - 1] - epsilon) / (1 - (limit * (len(estimation) - n_values)))
-    cutoff = cutoff_scale * values.sum()
-    weights[weights > cutoff] = cutoff
-    return weights / weights.sum()
 
 
 def ref_water_fill(x: list[Fraction], limit: Fraction) -> list[Fraction]:
