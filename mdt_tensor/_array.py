@@ -161,3 +161,8 @@ def check_same_device(**tensors: Tensor) -> None:
                 f"Expected `{first_name}` and `{other_name}` on the same device, but got "
                 f"{first.device} and {other.device}. mdt_tensor never moves data between devices."
             )
+
+
+def is_array(x: object) -> bool:
+    """True for a torch tensor, a numpy array or a CuPy array (anything with array buffers), without importing CuPy."""
+    return isinstance(x, (Tensor, np.ndarray)) or is_cupy_array(x)

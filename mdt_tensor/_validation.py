@@ -8,10 +8,14 @@ range) read the data, which forces a GPU sync; public functions run them only wh
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
+from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 
+from ._constants import U16_MAX
 from .errors import DTypeError, ShapeError, ValueRangeError
 
 __all__: list[str] = []
@@ -101,3 +105,99 @@ def check_float_or_int(tensor: Tensor, name: str) -> None:
     """Raise :class:`DTypeError` for bool tensors where numbers are expected."""
     if tensor.dtype == torch.bool:
         raise DTypeError(f"Expected `{name}` to hold numbers, but got dtype torch.bool.")
+
+
+# ------------------------------------------------------------------------------------------------
+# scalar arguments: one helper per kind, so that the same mistake raises the same error everywhere
+# (a wrong type is a DTypeError, a wrong value a ValueRangeError; bool is never taken for a number)
+
+_INT_TYPES = (int, np.integer)
+_REAL_TYPES = (int, float, np.integer, np.floating)
+
+
+def _span(low: float | None, high: float | None, low_open: bool, high_open: bool) -> str:
+    if low is not None and high is not None:
+        return f"in {'(' if low_open else '['}{low}, {high}{')' if high_open else ']'}"
+    if low is not None:
+        return f"{'>' if low_open else '>='} {low}"
+    return f"{'<' if high_open else '<='} {high}"
+
+
+def check_int(value: Any, name: str, *, low: int | None = None, high: int | None = None) -> int:
+    """``value`` as a Python int inside ``[low, high]`` (either bound optional).
+
+    Raises:
+        DTypeError: ``value`` is not an int (numpy integers are ints; bool is not).
+        ValueRangeError: ``value`` is outside the bounds.
+    """
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, _INT_TYPES):
+        raise DTypeError(f"Expected `{name}` to be an int, but got {type(value).__name__}.")
+    number = int(value)
+    if (low is not None and number < low) or (high is not None and number > high):
+        raise ValueRangeError(f"Expected `{name}` {_span(low, high, False, False)}, but got {number}.")
+    return number
+
+
+def check_number(
+    value: Any,
+    name: str,
+    *,
+    low: float | None = None,
+    high: float | None = None,
+    low_open: bool = False,
+    high_open: bool = False,
+    finite: bool = True,
+) -> float:
+    """``value`` as a Python float, not NaN, finite unless ``finite=False``, inside the bounds.
+
+    ``low_open`` / ``high_open`` make a bound strict (``> low`` instead of ``>= low``).
+
+    Raises:
+        DTypeError: ``value`` is not a real number (bool is not).
+        ValueRangeError: NaN, an infinity where ``finite``, or outside the bounds.
+    """
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, _REAL_TYPES):
+        raise DTypeError(f"Expected `{name}` to be a real number, but got {type(value).__name__}.")
+    number = float(value)
+    if math.isnan(number) or (finite and math.isinf(number)):
+        raise ValueRangeError(f"Expected `{name}` to be a finite number, but got {number}.")
+    too_low = low is not None and (number <= low if low_open else number < low)
+    too_high = high is not None and (number >= high if high_open else number > high)
+    if too_low or too_high:
+        raise ValueRangeError(f"Expected `{name}` {_span(low, high, low_open, high_open)}, but got {value!r}.")
+    return number
+
+
+def check_seconds(value: Any, name: str, *, allow_none: bool = False, positive: bool = False) -> float | None:
+    """A duration in seconds: finite, ``>= 0`` (``> 0`` if ``positive``), or None if ``allow_none``."""
+    if value is None and allow_none:
+        return None
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, _REAL_TYPES):
+        raise DTypeError(f"Expected `{name}` to be a number of seconds, but got {type(value).__name__}.")
+    return check_number(value, name, low=0.0, low_open=positive)
+
+
+def check_choice(value: Any, name: str, choices: Sequence[str]) -> str:
+    """``value`` if it is one of ``choices``; else a ValueRangeError listing them."""
+    if not isinstance(value, str) or value not in choices:
+        listed = ", ".join(repr(c) for c in choices)
+        raise ValueRangeError(f"Expected `{name}` to be one of {listed}, but got {value!r}.")
+    return value
+
+
+def check_bool(value: Any, name: str) -> bool:
+    """``value`` if it is a bool (numpy's included); else a DTypeError."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise DTypeError(f"Expected `{name}` to be a bool, but got {type(value).__name__}.")
+    return bool(value)
+
+
+def check_callable(value: Any, name: str) -> None:
+    """Raise DTypeError unless ``value`` is callable."""
+    if not callable(value):
+        raise DTypeError(f"Expected `{name}` to be callable, but got {type(value).__name__}.")
+
+
+def check_u16(tensor: Tensor, name: str) -> None:
+    """Raise :class:`ValueRangeError` naming the first element of ``tensor`` outside ``[0, 65535]``."""
+    check_in_range(tensor, name, 0, U16_MAX)

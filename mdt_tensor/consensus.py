@@ -41,7 +41,7 @@ from torch import Tensor
 from ._array import Array, ArrayOrigin, as_float_tensor, as_tensor, check_same_device, float_compute_dtype
 from ._validation import check_finite, check_in_range, check_ndim, check_non_negative, check_not_nan, normalize_dim
 from .errors import DTypeError, ShapeError, ValueRangeError
-from .fixed import ONE, fx_normalize, run_blocks
+from .chain.fixed import ONE, fx_normalize, run_blocks
 
 __all__ = [
     "DEFAULT_KAPPA",
@@ -465,7 +465,7 @@ def weighted_median_fixed(
         ``(*, N)`` int64 I32F32 bits.
 
     Example:
-        >>> from mdt_tensor.fixed import fx_from_float, fx_to_float
+        >>> from mdt_tensor.chain.fixed import fx_from_float, fx_to_float
         >>> w = fx_from_float(torch.tensor([[0.1, 0.5], [0.2, 0.5], [0.3, 0.0]], dtype=torch.float64))
         >>> fx_to_float(weighted_median_fixed(w, fx_from_float(torch.tensor([1.0, 1.0, 2.0]))))
         tensor([0.3000, 0.5000], dtype=torch.float64)

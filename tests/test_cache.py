@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, rule
 
 import mdt_tensor as mt
-from mdt_tensor.cache import MISSING, LRUCache, QueryCache
+from mdt_tensor.aio.cache import MISSING, LRUCache, QueryCache
 from mdt_tensor.errors import ValueRangeError
 
 pytestmark = pytest.mark.timeout(60)

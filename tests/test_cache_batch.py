@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mdt_tensor.cache import BatchProcessor, BatchResultError
+from mdt_tensor.aio.cache import BatchProcessor, BatchResultError
 from mdt_tensor.errors import PoolClosedError, ValueRangeError
 
 pytestmark = pytest.mark.timeout(20)

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mdt_tensor import cli
+from mdt_tensor.cli import app as cli
 
 SNAPSHOT = Path(__file__).resolve().parents[2] / "shared" / "data" / "sn15_block4769998.npz"
 

@@ -16,7 +16,7 @@ import types
 
 import pytest
 
-from mdt_tensor.concurrency import (
+from mdt_tensor.aio.concurrency import (
     AsyncRateLimiter,
     AsyncTaskPool,
     ParallelProcessor,
@@ -506,7 +506,7 @@ def test_runner_uses_asyncio_without_uvloop(monkeypatch: pytest.MonkeyPatch, cap
     async def main() -> str:
         return type(asyncio.get_running_loop()).__name__
 
-    with caplog.at_level(logging.INFO, logger="mdt_tensor.concurrency"):
+    with caplog.at_level(logging.INFO, logger="mdt_tensor.aio.concurrency"):
         assert "EventLoop" in run_async(main())
     assert "asyncio event loop" in caplog.text
 

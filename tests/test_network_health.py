@@ -11,7 +11,7 @@ import aiohttp.abc
 import pytest
 
 import mdt_tensor as mt
-from mdt_tensor.network import EndpointError, EndpointStatus
+from mdt_tensor.aio.network import EndpointError, EndpointStatus
 
 from .netfaults import FaultServer, RawServer, refused_port
 

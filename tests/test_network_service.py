@@ -14,9 +14,9 @@ import psutil
 import pytest
 
 import mdt_tensor as mt
-from mdt_tensor import network
+from mdt_tensor.aio import network
 from mdt_tensor.errors import DTypeError
-from mdt_tensor.network import EndpointError
+from mdt_tensor.aio.network import EndpointError
 
 from .netfaults import FaultServer, refused_port
 

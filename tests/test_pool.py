@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mdt_tensor.errors import PoolClosedError, PoolTimeoutError, ValueRangeError
-from mdt_tensor.pool import ConnectionPool
+from mdt_tensor.aio.pool import ConnectionPool
 
 pytestmark = pytest.mark.timeout(20)
 

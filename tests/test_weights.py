@@ -538,7 +538,7 @@ def test_two_stage_top_k_matches_reference(data: tuple[np.ndarray, int]) -> None
 
 @pytest.mark.parametrize("block_bytes", [1, 64, 1 << 22])
 def test_row_blocks_give_the_same_results(monkeypatch: pytest.MonkeyPatch, block_bytes: int) -> None:
-    import mdt_tensor.weights as weights_module
+    import mdt_tensor.weights.ops as weights_module
 
     monkeypatch.setattr(weights_module, "_BLOCK_BYTES", block_bytes)
     rng = np.random.default_rng(3)
@@ -550,7 +550,7 @@ def test_row_blocks_give_the_same_results(monkeypatch: pytest.MonkeyPatch, block
 
 
 def test_numpy_log2_path_matches_torch() -> None:
-    from mdt_tensor.weights import _log2_
+    from mdt_tensor.weights.ops import _log2_
 
     values = torch.rand(1000, dtype=torch.float64) * 10 + 1e-300
     for dtype in (torch.float32, torch.float64):

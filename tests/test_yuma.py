@@ -16,7 +16,7 @@ import pytest
 import torch
 
 import mdt_tensor as mt
-from mdt_tensor.yuma import EpochResult, SubnetState, YumaParams, epoch, next_state, run_epochs
+from mdt_tensor.chain.yuma import EpochResult, SubnetState, YumaParams, epoch, next_state, run_epochs
 from tests.helpers import ARRAY_KINDS, DEVICES, assert_kind, to_kind, to_numpy
 
 SNAPSHOT = Path(__file__).resolve().parents[2] / "shared" / "data" / "sn15_block4769998.npz"

@@ -36,10 +36,10 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ._array import Array, ArrayOrigin, as_tensor
-from ._intmath import INT64_MAX, MAX_DIVISOR, bit_length, mul_div_floor_rem
-from ._validation import check_finite, check_non_negative, normalize_dim
-from .errors import DTypeError, ValueRangeError
+from .._array import Array, ArrayOrigin, as_tensor
+from .._intmath import INT64_MAX, MAX_DIVISOR, bit_length, mul_div_floor_rem
+from .._validation import check_finite, check_non_negative, normalize_dim
+from ..errors import DTypeError, ValueRangeError
 
 __all__ = [
     "FRAC_BITS",
@@ -143,7 +143,7 @@ def fx_from_u16_proportion(values: Array, *, validate: bool = True) -> Array:
 
 
 def _check_u16(v: Tensor, name: str) -> None:
-    from ._validation import check_in_range
+    from .._validation import check_in_range
 
     check_in_range(v, name, 0, U16_MAX)
 

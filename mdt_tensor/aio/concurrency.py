@@ -29,7 +29,7 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, Literal, TypeVar
 
-from .errors import PoolClosedError, ValueRangeError
+from ..errors import PoolClosedError, ValueRangeError
 
 __all__ = [
     "TaskResult",

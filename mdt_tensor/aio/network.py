@@ -50,7 +50,7 @@ import psutil
 import tenacity
 
 # NetworkError is re-exported: the original defined it in this module.
-from .errors import CircuitOpenError, DTypeError, NetworkError, ValueRangeError
+from ..errors import CircuitOpenError, DTypeError, NetworkError, ValueRangeError
 
 __all__ = [
     "NetworkError",

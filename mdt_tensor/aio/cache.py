@@ -37,7 +37,7 @@ from collections.abc import Awaitable, Callable, Hashable, Iterator, Mapping, Se
 from dataclasses import dataclass
 from typing import Any, Generic, Literal, TypeVar
 
-from .errors import MdtError, PoolClosedError, ValueRangeError
+from ..errors import MdtError, PoolClosedError, ValueRangeError
 
 __all__ = [
     "MISSING",

@@ -39,11 +39,11 @@ from typing import Any, Literal
 import torch
 from torch import Tensor
 
-from ._array import Array, ArrayOrigin, as_tensor, check_same_device
-from ._intmath import INT64_MAX
-from ._validation import check_finite, check_in_range, check_non_negative, first_index
-from .consensus import weighted_median, weighted_median_fixed
-from .errors import DTypeError, ShapeError, ValueRangeError
+from .._array import Array, ArrayOrigin, as_tensor, check_same_device
+from .._intmath import INT64_MAX
+from .._validation import check_finite, check_in_range, check_non_negative, first_index
+from ..consensus import weighted_median, weighted_median_fixed
+from ..errors import DTypeError, ShapeError, ValueRangeError
 from .fixed import (
     fx_bonds_ema_alpha,
     fx_exp_safe,
@@ -52,7 +52,7 @@ from .fixed import (
     fx_to_u16,
     normalize_i64f64_to_i32f32,
 )
-from .rewards import apportion
+from ..money.rewards import apportion
 
 __all__ = ["YumaParams", "SubnetState", "EpochResult", "epoch", "next_state", "run_epochs"]
 

@@ -53,8 +53,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ._array import Array, ArrayOrigin, as_tensor, check_same_device, float_compute_dtype
-from ._validation import (
+from .._array import Array, ArrayOrigin, as_tensor, check_same_device, float_compute_dtype
+from .._validation import (
     check_finite,
     check_float_or_int,
     check_non_negative,
@@ -62,7 +62,7 @@ from ._validation import (
     first_index,
     normalize_dim,
 )
-from .errors import DTypeError, ShapeError, ValueRangeError, WeightError
+from ..errors import DTypeError, ShapeError, ValueRangeError, WeightError
 
 __all__ = [
     "WeightReport",

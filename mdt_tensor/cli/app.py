@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from . import yuma
-from .errors import MdtError, ShapeError
+from ..chain import yuma
+from ..errors import MdtError, ShapeError
 
 __all__: list[str] = []
 

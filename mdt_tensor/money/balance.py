@@ -36,10 +36,10 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ._array import as_tensor
-from ._intmath import INT64_MAX, mul_div_floor_rem
-from ._validation import first_index
-from .errors import BalanceError, DTypeError, WeiOverflowError
+from .._array import as_tensor
+from .._intmath import INT64_MAX, mul_div_floor_rem
+from .._validation import first_index
+from ..errors import BalanceError, DTypeError, WeiOverflowError
 
 __all__ = [
     "Token",

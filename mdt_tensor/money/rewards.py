@@ -25,10 +25,10 @@ from typing import Literal, NamedTuple
 import torch
 from torch import Tensor
 
-from ._array import Array, as_tensor
-from ._intmath import INT64_MAX, bit_length, mul_div_floor_rem
-from ._validation import check_finite, check_non_negative, first_index, normalize_dim
-from .errors import DTypeError, ShapeError, ValueRangeError, WeiOverflowError, WeightError
+from .._array import Array, as_tensor
+from .._intmath import INT64_MAX, bit_length, mul_div_floor_rem
+from .._validation import check_finite, check_non_negative, first_index, normalize_dim
+from ..errors import DTypeError, ShapeError, ValueRangeError, WeiOverflowError, WeightError
 
 __all__ = [
     "Apportionment",

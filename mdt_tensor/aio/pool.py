@@ -31,7 +31,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from .errors import PoolClosedError, PoolTimeoutError, ValueRangeError
+from ..errors import PoolClosedError, PoolTimeoutError, ValueRangeError
 
 __all__ = ["ConnectionPool", "PoolStats"]
 

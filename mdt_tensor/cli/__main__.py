@@ -1,0 +1,8 @@
+"""``python -m mdt_tensor.cli``: the mdt-tensor command."""
+
+import sys
+
+from .app import main
+
+if __name__ == "__main__":
+    sys.exit(main())
