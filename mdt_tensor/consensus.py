@@ -41,7 +41,8 @@ from torch import Tensor
 from ._array import Array, ArrayOrigin, as_float_tensor, as_tensor, check_same_device, float_compute_dtype
 from ._validation import check_finite, check_in_range, check_ndim, check_non_negative, check_not_nan, normalize_dim
 from .errors import DTypeError, ShapeError, ValueRangeError
-from .chain.fixed import ONE, fx_normalize, run_blocks
+from ._cpu.threads import run_blocks
+from .chain.fixed import ONE, fx_normalize
 
 __all__ = [
     "DEFAULT_KAPPA",

@@ -27,9 +27,6 @@ several times slower than numpy's.
 
 from __future__ import annotations
 
-import os
-import threading
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -39,6 +36,7 @@ from torch import Tensor
 from .._array import Array, ArrayOrigin, as_tensor
 from .._intmath import INT64_MAX, MAX_DIVISOR, bit_length, mul_div_floor_rem
 from .._validation import check_finite, check_non_negative, normalize_dim
+from .._cpu.threads import chunked_numpy
 from ..errors import DTypeError, ValueRangeError
 
 __all__ = [
@@ -255,7 +253,7 @@ def fx_mul_checked(a: Array, b: Array) -> tuple[Array, Array]:
     y, _ = _bits(b, "b")
     x, y = torch.broadcast_tensors(x, y)
     if x.device.type == "cpu":
-        product, overflow = _chunked_cpu(_mul_parts, x, y)
+        product, overflow = chunked_numpy(_mul_parts, x, y)
     else:
         product, overflow = _mul_parts(x, y, torch)
     return origin.wrap(product), origin.wrap(overflow)
@@ -447,57 +445,6 @@ def _exp_series(operand: Any, xp: Any) -> tuple[Any, Any]:
     return result, failed
 
 
-_CPU_CHUNK = 1 << 14
-_pool: ThreadPoolExecutor | None = None
-_pool_lock = threading.Lock()
-
-
-def _forget_pool_after_fork() -> None:
-    global _pool
-    _pool = None  # the parent's worker threads do not exist in a forked child
-
-
-os.register_at_fork(after_in_child=_forget_pool_after_fork)
-
-
-def cpu_thread_pool() -> ThreadPoolExecutor:
-    """The small thread pool the CPU paths of ``fixed`` and ``consensus`` share (numpy releases the GIL)."""
-    global _pool
-    with _pool_lock:
-        if _pool is None:
-            _pool = ThreadPoolExecutor(max_workers=max(1, torch.get_num_threads()), thread_name_prefix="mdt-cpu")
-        return _pool
-
-
-def run_blocks(function: Any, blocks: list[Any]) -> None:
-    """Call ``function(*block)`` for every block, on the pool when there is more than one."""
-    if len(blocks) <= 1 or torch.get_num_threads() == 1:
-        for block in blocks:
-            function(*block)
-        return
-    for future in [cpu_thread_pool().submit(function, *block) for block in blocks]:
-        future.result()
-
-
-def _chunked_cpu(function: Any, *operands: Tensor) -> tuple[Tensor, Tensor]:
-    """``function(*numpy_chunks, numpy) -> (int64, bool)`` over cache-sized chunks of CPU tensors.
-
-    Fresh multi-MB temporaries cost page faults; chunks of 16K elements stay in cache, and the
-    chunks run on the shared thread pool.
-    """
-    shape = operands[0].shape
-    flat = [operand.reshape(-1).contiguous().numpy() for operand in operands]
-    size = flat[0].size
-    values = np.empty(size, dtype=np.int64)
-    flags = np.empty(size, dtype=bool)
-
-    def chunk(start: int, stop: int) -> None:
-        values[start:stop], flags[start:stop] = function(*(f[start:stop] for f in flat), np)
-
-    run_blocks(chunk, [(start, min(start + _CPU_CHUNK, size)) for start in range(0, size, _CPU_CHUNK)])
-    return torch.from_numpy(values).reshape(shape), torch.from_numpy(flags).reshape(shape)
-
-
 def _one_over(bits: Tensor) -> Tensor:
     """I32F32 ``1 / x`` for ``x >= 1.0`` (``(1 << 64) // bits``, which never overflows there).
 
@@ -523,7 +470,7 @@ def _exp_parts(x: Tensor) -> tuple[Tensor, Tensor]:
     negative = x < 0
     operand = torch.where(negative, -x, x)
     if operand.device.type == "cpu":
-        result, failed = _chunked_cpu(_exp_series, operand)
+        result, failed = chunked_numpy(_exp_series, operand)
     else:
         result, failed = _exp_series(operand, torch)
     result = torch.where(negative, _one_over(result), result)
