@@ -7,8 +7,6 @@ caller's array type on the caller's device. The async layer (``mt.aio``: aiohttp
 psutil) loads on first use of one of its names.
 """
 
-from __future__ import annotations
-
 import importlib
 from typing import Any
 
