@@ -1,6 +1,6 @@
 """Bittensor-compatible helpers against the Bittensor SDK's own code paths (``weight_utils.py``).
 
-The baselines re-create what a validator does with the SDK today (spec/bittensor-compat.md A.1):
+The baselines re-create what a validator does with the SDK today (``bittensor/utils/weight_utils.py``):
 one Python call per row, each ``normalize_max_weight`` with its interpreted ``t_i`` list
 comprehension, ``process_weights`` per row, then ``convert_weights_and_uids_for_emit`` with its
 per-entry Python rounding. Ours runs every row at once. Rows are float32 scores, 256 rows of

@@ -21,7 +21,7 @@ import torch
 
 from benchmarks._harness import Comparison, Context, time_call
 from mdt_tensor import yuma
-from mdt_tensor.cli.app import demo_network
+from mdt_tensor.cli.demo import demo_network
 
 
 def simulator_weighted_median(stake: torch.Tensor, weights: torch.Tensor, kappa: float,

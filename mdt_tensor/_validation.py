@@ -201,3 +201,13 @@ def check_callable(value: Any, name: str) -> None:
 def check_u16(tensor: Tensor, name: str) -> None:
     """Raise :class:`ValueRangeError` naming the first element of ``tensor`` outside ``[0, 65535]``."""
     check_in_range(tensor, name, 0, U16_MAX)
+
+
+def check_finite_non_negative(t: Tensor, name: str) -> None:
+    """Raise for NaN, inf or negative entries; one mask and no index search when all are fine."""
+    if not t.is_floating_point():
+        check_non_negative(t, name)
+        return
+    if bool((~(t >= 0) | (t == math.inf)).any()):
+        check_finite(t, name)
+        check_non_negative(t, name)
