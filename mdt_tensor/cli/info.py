@@ -21,7 +21,12 @@ import torch
 
 from .._cpu.engine import current_cpu_engine
 
-__all__ = ["add_info_parser", "collect_info", "run_info"]
+__all__ = ["EXAMPLES", "add_parser", "collect_info", "run"]
+
+EXAMPLES = """\
+  mdt-tensor info                           versions, devices, engines, the CPU's SIMD level
+  mdt-tensor info --json                    the same as JSON
+"""
 
 _PACKAGES = ("mdt-tensor", "torch", "numpy", "aiohttp", "tenacity", "psutil", "cupy-cuda12x", "cupy-cuda13x",
              "triton", "uvloop", "matplotlib", "pyarrow", "rich", "tqdm")
@@ -103,14 +108,16 @@ def _lines(info: dict[str, Any]) -> list[str]:
     ]
 
 
-def run_info(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
+    """Print the machine's facts; always exit 0."""
     info = collect_info()
     print(json.dumps(info, indent=2) if args.json else "\n".join(_lines(info)))
     return 0
 
 
-def add_info_parser(subparsers: Any) -> None:
-    parser = subparsers.add_parser("info", help="versions, devices, engines and the CPU's instruction set",
-                                   description=__doc__.splitlines()[0] if __doc__ else None)
+def add_parser(commands: Any, epilog: str) -> None:
+    """Add the ``info`` subcommand to ``commands`` (the parser's subparsers action)."""
+    parser = commands.add_parser("info", help="versions, devices, engines and the CPU's instruction set",
+                                 description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--json", action="store_true", help="print JSON instead of text")
-    parser.set_defaults(command=run_info)
+    parser.set_defaults(handler=run)

@@ -13,12 +13,12 @@ import sys
 import torch
 
 from ..errors import MdtError
-from . import epoch
+from . import epoch, info
 
 __all__ = ["build_parser", "main"]
 
 #: The subcommand modules, in the order ``--help`` lists them.
-_COMMANDS = (epoch,)
+_COMMANDS = (epoch, info)
 
 _EPILOG = "examples:\n" + "".join(command.EXAMPLES for command in _COMMANDS)
 
@@ -44,8 +44,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 0
-    if args.device.startswith("cuda") and not torch.cuda.is_available():
-        parser.error(f"--device {args.device}: CUDA is not available on this machine")
+    device = getattr(args, "device", "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        parser.error(f"--device {device}: CUDA is not available on this machine")
     try:
         return int(args.handler(args))
     except (MdtError, OSError) as exc:
