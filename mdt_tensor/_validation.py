@@ -203,11 +203,23 @@ def check_u16(tensor: Tensor, name: str) -> None:
     check_in_range(tensor, name, 0, U16_MAX)
 
 
-def check_finite_non_negative(t: Tensor, name: str) -> None:
-    """Raise for NaN, inf or negative entries; one mask and no index search when all are fine."""
-    if not t.is_floating_point():
-        check_non_negative(t, name)
+def check_finite_non_negative(tensor: Tensor, name: str) -> None:
+    """Raise :class:`ValueRangeError` naming the first NaN or inf element, else the first negative one.
+
+    One min/max reduction when the data is fine (numpy's on the CPU, see ``_cpu.ufuncs``); the
+    indexed searches run only when it fails.
+    """
+    from ._cpu.engine import use_numpy_kernel  # here: _cpu imports this module
+    from ._cpu.ufuncs import min_max
+
+    if tensor.numel() == 0:
         return
-    if bool((~(t >= 0) | (t == math.inf)).any()):
-        check_finite(t, name)
-        check_non_negative(t, name)
+    if not tensor.is_floating_point():
+        check_non_negative(tensor, name)
+        return
+    numpy_kernel = tensor.dtype != torch.bfloat16 and use_numpy_kernel(tensor)
+    low, high = min_max(tensor) if numpy_kernel else torch.aminmax(tensor)
+    if bool(low >= 0) and bool(high < math.inf):  # NaN fails both comparisons
+        return
+    check_finite(tensor, name)
+    check_non_negative(tensor, name)

@@ -1,37 +1,18 @@
 """Consensus across validators: the stake-weighted median (Yuma's ``C_j``) and stack reductions.
 
-The stake-weighted median follows the chain's ``weighted_median_col_sparse``
-(``spec/yuma.md`` B.4) in closed form: for each column, keep the rows with positive stake,
-renormalise their stake to ``s`` (sum ``sigma``), set ``minority = sigma - kappa``, and return
-
-    C_j = the largest value p of the column with  sum_{i: W_ij < p} s_i <= minority,
-
-(equivalently: the largest value backed by at least ``kappa`` of the stake), or the column's
-minimum if no value qualifies, or 0 when no row has positive stake. The chain gets there by an
-iterative quickselect; the closed form depends only on the order of the values, so a sort plus
-a cumulative sum gives the same answer, batched, on any device. ``weighted_median_fixed`` does
-exactly this on I32F32 bits (exact integer sums: the chain's bits); ``weighted_median`` does it
-in float64 on the unnormalised stake (``minority = total - kappa * total``).
-
-Why a hand-written sort: the usual recipe (transpose, ``torch.sort`` with indices, gather the
-stakes, cumsum) spends most of its time sorting (value, index) pairs along a strided axis. Here
-each value is turned into an order-preserving integer key with its row index packed into the
-low bits, so one values-only sort of int64 keys along a contiguous axis carries the row along
-(no index sort, no strided access); on the CPU that sort is numpy's SIMD sort on the tensor's
-own memory (zero-copy), run in cache-sized column blocks on a small thread pool, elsewhere
-``torch.sort``. The float and the fixed-point versions share this core; only the key encoding
-and the stake dtype (float64 or exact int64 I32F32) differ. Float64 values leave no room for the
-row index, so they take one sort of values with indices instead (numpy's SIMD argsort on the CPU,
-``torch.sort`` elsewhere), excluded rows pushed last by a ``+inf`` sentinel: the closed form only
-needs the order of the values, not the order among equal ones. This is the project's one
-stake-weighted median (the Yuma epoch calls it in both its modes).
+The stake-weighted median is the chain's ``weighted_median_col_sparse`` (opentensor/subtensor
+``pallets/subtensor/src/epoch/math.rs``) in closed form: the largest value of each column backed
+by at least ``kappa`` of the positive stake (the column's minimum if none is, 0 without stake).
+It needs only the order of the values, so a sort plus a cumulative sum gives the chain's answer,
+batched, on any device; ``weighted_median_fixed`` does it on I32F32 bits with exact integer sums,
+``weighted_median`` in float64. How the sort is keyed, and the numpy CPU kernels
+(``_cpu/weighted_median.py``, ``_cpu/stack_median.py``): ``docs/design/weighted-median.md``.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from functools import lru_cache
 from typing import Literal
 
 import numpy as np
@@ -39,9 +20,21 @@ import torch
 from torch import Tensor
 
 from ._array import Array, ArrayOrigin, as_float_tensor, as_tensor, check_same_device, float_compute_dtype
-from ._validation import check_finite, check_in_range, check_ndim, check_non_negative, check_not_nan, normalize_dim
-from .errors import DTypeError, ShapeError, ValueRangeError
-from ._cpu.threads import run_blocks
+from ._cpu.engine import use_numpy_kernel
+from ._cpu.stack_median import NETWORK_MAX_COUNT, stack_median_numpy
+from ._cpu.weighted_median import numpy_encoding, row_index_bits, select_numpy
+from ._validation import (
+    check_choice,
+    check_finite_non_negative,
+    check_float_or_int,
+    check_in_range,
+    check_int,
+    check_ndim,
+    check_not_nan,
+    check_number,
+    normalize_dim,
+)
+from .errors import DTypeError, ShapeError
 from .chain.fixed import ONE, fx_normalize
 
 __all__ = [
@@ -59,13 +52,10 @@ DEFAULT_KAPPA = 32767 / 65535
 DEFAULT_KAPPA_BITS = (32767 << 32) // 65535
 
 ConsensusMethod = Literal["mean", "median", "max", "min", "stake_median"]
+_METHODS = ("mean", "median", "max", "min", "stake_median")
 
 
 # ----------------------------------------------------------------------------- the shared core
-
-
-def _row_bits(rows: int) -> int:
-    return max(1, (rows - 1).bit_length())
 
 
 def _float32_keys(values: Tensor) -> Tensor:
@@ -85,7 +75,7 @@ def _packed_keys(values: Tensor, included: Tensor) -> Tensor | None:
     the value keys and the row index do not fit 63 bits together (then an index sort is used).
     """
     rows = values.shape[-2]
-    row_bits = _row_bits(rows)
+    row_bits = row_index_bits(rows)
     if values.dtype == torch.float32:
         keys, excluded_key = _float32_keys(values), 2**32  # 33 bits with the excluded key
     elif values.dtype == torch.int64:
@@ -117,7 +107,7 @@ def _rows_in_value_order(values: Tensor, included: Tensor) -> Tensor:
     """
     packed = _packed_keys(values, included)
     if packed is not None:
-        row_bits = _row_bits(values.shape[-2])
+        row_bits = row_index_bits(values.shape[-2])
         return _sort_last(packed) & ((1 << row_bits) - 1)
     if values.is_floating_point():
         # float64: one sort of the values with their indices, excluded rows pushed last by a +inf
@@ -162,153 +152,33 @@ def _select_torch(values: Tensor, stake: Tensor, included: Tensor, minority: Ten
     return torch.where(included_count.view(batch, 1) > 0, answer, out)
 
 
-# ----------------------------------------------------------------------------- the CPU engine
-#
-# On the CPU the same steps run in numpy on the tensors' own memory, column block by column
-# block: numpy's sort of int64 is a SIMD sort (several times torch's), a block of keys stays in
-# cache through sort, stake lookup and cumulative sum, and blocks run on a small thread pool
-# (numpy releases the GIL in these loops). Float32 weights need no shifting at all: widened to
-# float64 (exact), their bit patterns order like the values (non-negative values) and the low 29
-# mantissa bits are zero, so the row index is simply OR-ed in.
-
-_BLOCK_ELEMENTS = 1 << 16  # 256 columns of 256 rows: the transposed read stays in cache
-_EXCLUDED_FLOAT_KEY = 0x7FF0000000000000  # the bits of +inf: above every finite weight
-def _layout(rows: int) -> tuple[int, int, int]:
-    """``(group, chunks, padded)``: rows padded to ``chunks`` groups of ``group`` (about sqrt(V))."""
-    group = 1 << (max(rows - 1, 0).bit_length() + 1) // 2
-    chunks = -(-rows // group)
-    return group, chunks, group * chunks
-
-
-def _numpy_encoding(values: Tensor) -> tuple[str, int, int] | None:
-    """How the CPU engine keys ``values``: ``(kind, offset, excluded_value_key)`` or None."""
-    row_bits = _row_bits(_layout(values.shape[-2])[2])
-    if values.dtype == torch.float32 and row_bits <= 29:
-        return "float32", 0, _EXCLUDED_FLOAT_KEY
-    if values.dtype == torch.float64:
-        return "float64", 0, 0
-    if values.dtype == torch.int64 and values.numel():
-        array = values.numpy()  # CPU only: numpy's reductions do not contend for torch's threads
-        low, high = int(array.min()), int(array.max())
-        span = high - low + 1
-        if span.bit_length() + row_bits <= 62:
-            return "int64", low, span << row_bits
-    return None
-
-
-def _median_block(
-    values: np.ndarray,
-    stake: np.ndarray,
-    excluded_rows: np.ndarray,
-    included_count: int,
-    minority: float | int,
-    encoding: tuple[str, int, int],
-    start: int,
-    stop: int,
-    out: np.ndarray,
-) -> None:
-    """Columns ``start:stop`` of one matrix ``values (V, N)``: sort keys, cumulate stake, pick.
-
-    ``stake`` is padded to the layout's row count with zeros and ``excluded_rows`` lists the
-    excluded and the padding rows (the numpy engine passes the included rows only, so just the
-    padding). The cumulative stake is found in two levels (sums of groups of
-    about sqrt(V) ranks, then the ranks of the one group where the threshold is crossed): numpy's
-    float accumulate is slow, its reductions and these small scans are not.
-    """
-    rows = values.shape[0]
-    group, chunks, padded = _layout(rows)
-    row_bits = _row_bits(padded)
-    kind, offset, excluded_key = encoding
-    width = stop - start
-    block = values[:, start:stop].T  # (width, V), a strided view read in cache-sized blocks
-    if kind == "float64":
-        # No room for the row index beside a float64 key: numpy's (SIMD) argsort of the values,
-        # excluded and padding rows pushed last by +inf (weights are finite).
-        columns = np.empty((width, padded), dtype=np.float64)
-        np.copyto(columns[:, :rows], block)
-        columns[:, excluded_rows] = np.inf
-        keys = np.argsort(columns, axis=-1)  # the row of each rank; ties in any order
-    else:
-        keys = np.empty((width, padded), dtype=np.int64)
-        head = keys[:, :rows]
-        if kind == "float32":
-            np.copyto(head.view(np.float64), block)  # exact widening; the low 29 bits are zero
-        else:
-            np.subtract(block, offset, out=head)
-            np.left_shift(head, row_bits, out=head)
-        np.bitwise_or(keys, np.arange(padded, dtype=np.int64), out=keys)
-        keys[:, excluded_rows] = excluded_key | excluded_rows  # after every value, in row order
-        keys.sort(axis=-1)
-        np.bitwise_and(keys, (1 << row_bits) - 1, out=keys)  # now the row of each rank
-    ranked = np.take(stake, keys).reshape(width, chunks, group)
-    chunk_prefix = np.cumsum(ranked.sum(axis=-1), axis=-1)  # (width, chunks)
-    full = np.count_nonzero(chunk_prefix <= minority, axis=-1)  # groups entirely at or below
-    chunk = np.minimum(full, chunks - 1)
-    lanes = np.arange(width)
-    before = np.where(chunk > 0, chunk_prefix[lanes, chunk - 1], 0)
-    local = np.cumsum(ranked[lanes, chunk], axis=-1)
-    local += before[:, None]
-    position = chunk * group + np.count_nonzero(local <= minority, axis=-1)
-    np.minimum(position, included_count - 1, out=position)
-    out[start:stop] = values[keys[lanes, position], start + lanes]
-
-
-def _select_numpy(values: Tensor, stake: Tensor, included: Tensor, minority: Tensor, encoding: tuple[str, int, int]) -> Tensor:
-    batch, rows, columns = values.shape
-    out = torch.zeros((batch, columns), dtype=values.dtype)
-    counts = included.sum(-1).tolist()
-    if rows == 0 or columns == 0 or not any(counts):
-        return out
-    values_np, stake_all, included_np, out_np = values.numpy(), stake.numpy(), included.numpy(), out.numpy()
-    minority_list = minority.tolist()
-    tasks = []
-    for b in range(batch):  # blocks of columns of every matrix: the units of work of the pool
-        count = counts[b]
-        if count == 0:
-            continue
-        # Only the included rows are sorted (in the epoch: the validators, often a small part).
-        matrix, matrix_stake = values_np[b], stake_all[b]
-        if count < rows:
-            kept = np.flatnonzero(included_np[b])
-            matrix, matrix_stake = matrix[kept], matrix_stake[kept]
-        padded = _layout(count)[2]
-        padded_stake = np.zeros(padded, dtype=stake_all.dtype)
-        padded_stake[:count] = matrix_stake
-        padding_rows = np.arange(count, padded, dtype=np.int64)
-        step = max(1, min(columns, _BLOCK_ELEMENTS // padded))
-        for start in range(0, columns, step):
-            tasks.append((matrix, padded_stake, padding_rows, count, minority_list[b], encoding,
-                          start, min(start + step, columns), out_np[b]))
-    run_blocks(_median_block, tasks)
-    return out
-
-
 def _select(values: Tensor, stake: Tensor, included: Tensor, minority: Tensor) -> Tensor:
-    """The closed-form weighted median ``(B, N)``; the numpy engine on the CPU, else torch."""
-    if values.device.type == "cpu" and not _FORCE_TORCH_ENGINE:
-        encoding = _numpy_encoding(values)
+    """The closed-form weighted median ``(B, N)``: the numpy kernel where it applies, else torch."""
+    if use_numpy_kernel(values):
+        encoding = numpy_encoding(values)
         if encoding is not None:
-            return _select_numpy(values, stake, included, minority, encoding)
+            return select_numpy(values, stake, included, minority, encoding)
     return _select_torch(values, stake, included, minority)
 
 
-#: Tests set this to run the torch engine (the one used on GPUs) on the CPU.
-_FORCE_TORCH_ENGINE = False
+def _broadcast(error: str, *shapes: tuple[int, ...]) -> torch.Size:
+    """``np.broadcast_shapes`` as a ``torch.Size``, or a ShapeError saying ``error``.
 
-
-def _broadcast(*shapes: tuple[int, ...]) -> torch.Size:
-    """``np.broadcast_shapes`` as a ``torch.Size`` (``torch.broadcast_shapes`` imports sympy on first use)."""
-    return torch.Size(np.broadcast_shapes(*shapes))
+    (``torch.broadcast_shapes`` imports sympy on first use.)
+    """
+    try:
+        return torch.Size(np.broadcast_shapes(*shapes))
+    except ValueError:
+        raise ShapeError(error) from None
 
 
 def _kappa_batch(batch: torch.Size, kappa_shape: torch.Size) -> torch.Size:
-    try:
-        return _broadcast(batch, kappa_shape)
-    except ValueError:
-        raise ShapeError(
-            f"Expected `kappa` to broadcast against the batch dimensions {tuple(batch)}, but it has shape "
-            f"{tuple(kappa_shape)}."
-        ) from None
+    return _broadcast(
+        f"Expected `kappa` to broadcast against the batch dimensions {tuple(batch)}, but it has shape "
+        f"{tuple(kappa_shape)}.",
+        batch,
+        kappa_shape,
+    )
 
 
 def _batch_shapes(weights: Tensor, stakes: Tensor, weights_name: str, stakes_name: str) -> torch.Size:
@@ -319,13 +189,15 @@ def _batch_shapes(weights: Tensor, stakes: Tensor, weights_name: str, stakes_nam
             f"Expected `{stakes_name}` to have shape (*, V) with V = {weights.shape[-2]} (the rows of "
             f"`{weights_name}` {tuple(weights.shape)}), but got shape {tuple(stakes.shape)}."
         )
-    try:
-        return _broadcast(weights.shape[:-2], stakes.shape[:-1])
-    except ValueError:
-        raise ShapeError(
-            f"Expected the leading dimensions of `{weights_name}` {tuple(weights.shape)} and "
-            f"`{stakes_name}` {tuple(stakes.shape)} to broadcast, but they do not."
-        ) from None
+    error = _leading_dims_error(weights_name, weights, stakes_name, stakes)
+    return _broadcast(error, weights.shape[:-2], stakes.shape[:-1])
+
+
+def _leading_dims_error(first_name: str, first: Tensor, second_name: str, second: Tensor) -> str:
+    return (
+        f"Expected the leading dimensions of `{first_name}` {tuple(first.shape)} and `{second_name}` "
+        f"{tuple(second.shape)} to broadcast, but they do not."
+    )
 
 
 def _run_core(weights: Tensor, stake: Tensor, included: Tensor, minority: Tensor, batch: torch.Size) -> Tensor:
@@ -338,29 +210,14 @@ def _run_core(weights: Tensor, stake: Tensor, included: Tensor, minority: Tensor
     return _select(flat_weights, flat_stake, flat_included, flat_minority).reshape(batch + (columns,))
 
 
-def _check_finite_non_negative(tensor: Tensor, name: str) -> None:
-    """One reduction pass when the data is fine; the detailed (indexed) checks only on failure."""
-    if tensor.numel() == 0 or not tensor.is_floating_point():
-        if tensor.numel() and not tensor.is_floating_point():
-            check_non_negative(tensor, name)
-        return
-    if tensor.device.type == "cpu":
-        array = tensor.detach().numpy()
-        low, high = array.min(), array.max()
-    else:
-        low, high = torch.aminmax(tensor)
-    if bool(low >= 0) and bool(high < math.inf):  # NaN fails both comparisons
-        return
-    check_not_nan(tensor, name)
-    check_finite(tensor, name)
-    check_non_negative(tensor, name)
+def _is_scalar(value: object) -> bool:
+    """A Python or numpy scalar (bool included, so that the scalar checks reject it as a DTypeError)."""
+    return isinstance(value, (bool, int, float, np.bool_, np.integer, np.floating))
 
 
 def _kappa_tensor(kappa: float | Array, dtype: torch.dtype, device: torch.device, validate: bool) -> Tensor:
-    if isinstance(kappa, (int, float)) and not isinstance(kappa, bool):
-        if not 0.0 <= kappa <= 1.0:
-            raise ValueRangeError(f"Expected `kappa` in [0, 1], but got {kappa!r}.")
-        return torch.tensor(float(kappa), dtype=dtype, device=device)
+    if _is_scalar(kappa):
+        return torch.tensor(check_number(kappa, "kappa", low=0.0, high=1.0), dtype=dtype, device=device)
     k, _ = as_float_tensor(kappa, "kappa")
     if validate:
         check_in_range(k, "kappa", 0.0, 1.0)
@@ -380,8 +237,8 @@ def weighted_median(
     """Stake-weighted median of each column: the largest weight backed by ``kappa`` of the stake.
 
     For each column j, with the rows of positive stake renormalised to ``s``: the largest value
-    ``p`` among ``W[:, j]`` with ``sum(s_i for W_ij >= p) >= kappa`` (spec B.4, closed form; the
-    chain's ``weighted_median_col_sparse`` in float). When no value qualifies (``kappa`` above the
+    ``p`` among ``W[:, j]`` with ``sum(s_i for W_ij >= p) >= kappa`` (the closed form of the
+    chain's ``weighted_median_col_sparse``, in float). When no value qualifies (``kappa`` above the
     stake the column can gather) the column's minimum; 0 when no row has positive stake or there
     are no rows. The result is always one of the column's values (no interpolation); rows with
     stake <= 0 take no part. ``kappa = 0`` gives the column maximum; a value backed by exactly
@@ -418,12 +275,11 @@ def weighted_median(
     s, _ = as_tensor(stakes, "stakes")
     check_same_device(weights=w, stakes=s)
     batch = _batch_shapes(w, s, "weights", "stakes")
-    if s.dtype == torch.bool:
-        raise DTypeError("Expected `stakes` to hold numbers, but got dtype torch.bool.")
+    check_float_or_int(s, "stakes")
     s = s.to(torch.float64)
     if validate:
-        _check_finite_non_negative(w, "weights")
-        _check_finite_non_negative(s, "stakes")
+        check_finite_non_negative(w, "weights")
+        check_finite_non_negative(s, "stakes")
     k = _kappa_tensor(kappa, torch.float64, w.device, validate)
     included = s > 0
     positive = torch.where(included, s, torch.zeros_like(s))
@@ -479,17 +335,7 @@ def weighted_median_fixed(
     w, s = w.to(torch.int64), s.to(torch.int64)
     check_same_device(weight_bits=w, stake_bits=s)
     batch = _batch_shapes(w, s, "weight_bits", "stake_bits")
-    if isinstance(kappa_bits, int):
-        if not 0 <= kappa_bits <= ONE:
-            raise ValueRangeError(f"Expected `kappa_bits` in [0, {ONE}] (kappa in [0, 1]), but got {kappa_bits}.")
-        k = torch.tensor(kappa_bits, dtype=torch.int64, device=w.device)
-    else:
-        k, _ = as_tensor(kappa_bits, "kappa_bits")
-        if k.dtype.is_floating_point:
-            raise DTypeError(f"Expected `kappa_bits` to be I32F32 bits in an integer dtype, but got {k.dtype}.")
-        k = k.to(device=w.device, dtype=torch.int64)
-        if validate:
-            check_in_range(k, "kappa_bits", 0, ONE)
+    k = _kappa_bits_tensor(kappa_bits, w.device, validate)
     included = s > 0
     positive = torch.where(included, s, torch.zeros_like(s))
     share = fx_normalize(positive) if renormalize else positive
@@ -497,6 +343,19 @@ def weighted_median_fixed(
     batch = _kappa_batch(batch, minority.shape)
     out = _run_core(w, share, included, minority.expand(batch), batch)
     return origin.wrap(out)
+
+
+def _kappa_bits_tensor(kappa_bits: int | Array, device: torch.device, validate: bool) -> Tensor:
+    """``kappa_bits`` as an int64 tensor on ``device``, in ``[0, ONE]`` (kappa in [0, 1])."""
+    if _is_scalar(kappa_bits):
+        return torch.tensor(check_int(kappa_bits, "kappa_bits", low=0, high=ONE), dtype=torch.int64, device=device)
+    k, _ = as_tensor(kappa_bits, "kappa_bits")
+    if k.dtype.is_floating_point:
+        raise DTypeError(f"Expected `kappa_bits` to be I32F32 bits in an integer dtype, but got {k.dtype}.")
+    k = k.to(device=device, dtype=torch.int64)
+    if validate:
+        check_in_range(k, "kappa_bits", 0, ONE)
+    return k
 
 
 def clip_to_consensus(weights: Array, consensus: Array) -> Array:
@@ -525,13 +384,7 @@ def clip_to_consensus(weights: Array, consensus: Array) -> Array:
             f"Expected `consensus` to have shape (*, N) with N = {w.shape[-1]} (the columns of `weights` "
             f"{tuple(w.shape)}), but got shape {tuple(c.shape)}."
         )
-    try:
-        _broadcast(w.shape[:-2], c.shape[:-1])
-    except ValueError:
-        raise ShapeError(
-            f"Expected the leading dimensions of `weights` {tuple(w.shape)} and `consensus` "
-            f"{tuple(c.shape)} to broadcast, but they do not."
-        ) from None
+    _broadcast(_leading_dims_error("weights", w, "consensus", c), w.shape[:-2], c.shape[:-1])
     integer = not (w.dtype.is_floating_point or c.dtype.is_floating_point)
     if integer:
         w, c = w.to(torch.int64) if w.dtype != c.dtype else w, c.to(torch.int64) if w.dtype != c.dtype else c
@@ -565,99 +418,35 @@ def _stack(stack: Array | Sequence[Array], dim: int) -> tuple[Tensor, ArrayOrigi
     return x, origin, normalize_dim(dim, x.ndim)
 
 
-def _odd_even_merge_network(count: int) -> list[tuple[int, int]]:
-    """Batcher's odd-even merge sort network for ``count`` wires, as (low, high) comparators.
-
-    Built for the next power of two; comparators that touch a wire >= ``count`` are dropped,
-    which is exact when those wires hold +inf (they never move).
-    """
-    size = 1 << max(0, (count - 1).bit_length())
-    network: list[tuple[int, int]] = []
-    p = 1
-    while p < size:
-        k = p
-        while k >= 1:
-            for j in range(k % p, size - k, 2 * k):
-                for i in range(min(k, size - j - k)):
-                    if (i + j) // (2 * p) == (i + j + k) // (2 * p) and i + j + k < count:
-                        network.append((i + j, i + j + k))
-            k //= 2
-        p *= 2
-    return network
-
-
-@lru_cache(maxsize=64)
-def _median_network(count: int) -> tuple[tuple[int, int, bool, bool], ...]:
-    """The comparators that feed the middle wire(s), each with which outputs are still needed."""
-    wanted = {count // 2, (count - 1) // 2}
-    needed: list[tuple[int, int, bool, bool]] = []
-    for low, high in reversed(_odd_even_merge_network(count)):
-        use_low, use_high = low in wanted, high in wanted
-        if use_low or use_high:
-            needed.append((low, high, use_low, use_high))
-            wanted |= {low, high}
-    return tuple(reversed(needed))
-
-
-_NETWORK_MAX_COUNT = 32
-_MEDIAN_BLOCK = 1 << 15
-
-
-def _median_block_numpy(stack: np.ndarray, start: int, stop: int, out: np.ndarray) -> None:
-    """``np.median`` of ``stack[:, start:stop]`` by a min/max selection network, in cache."""
-    count = stack.shape[0]
-    wires = [stack[i, start:stop] for i in range(count)]  # views: the input is never written
-    spare = np.empty(stop - start, dtype=stack.dtype)
-    fresh = [np.empty_like(spare) for _ in range(count)]
-    owned = [False] * count
-    for low, high, use_low, use_high in _median_network(count):
-        a, b = wires[low], wires[high]
-        if use_high:
-            target = wires[high] if owned[high] else fresh[high]
-            if use_low:
-                np.minimum(a, b, out=spare)
-            np.maximum(a, b, out=target)
-            wires[high], owned[high] = target, True
-            if use_low:
-                wires[low], spare = spare, (wires[low] if owned[low] else fresh[low])
-                owned[low] = True
-        else:
-            target = wires[low] if owned[low] else fresh[low]
-            np.minimum(a, b, out=target)
-            wires[low], owned[low] = target, True
-    upper = wires[count // 2]
-    if count % 2:
-        out[start:stop] = upper
-    else:
-        lower = wires[count // 2 - 1]
-        np.add(lower, upper, out=out[start:stop])
-        out[start:stop] /= 2
-
-
 def _median_even_average(x: Tensor, dim: int) -> Tensor:
     """``np.median`` along ``dim``: the middle value, or ``(a + b) / 2`` of the two middle values.
 
-    On the CPU, stacks of up to 32 matrices go through a min/max selection network (Batcher's
-    odd-even merge sort, pruned to the comparators that feed the middle), run block by block in
-    cache on numpy's SIMD minimum/maximum over contiguous slices; otherwise ``torch.sort``.
+    ``torch.sort``; on the CPU, stacks of up to ``NETWORK_MAX_COUNT`` float matrices go through
+    the numpy selection network of ``_cpu/stack_median.py`` instead.
     """
     count = x.shape[dim]
-    rest = x.shape[:dim] + x.shape[dim + 1 :]
     if count == 0:
-        return torch.full(rest, math.nan, dtype=x.dtype, device=x.device)
-    cpu_network = x.device.type == "cpu" and not _FORCE_TORCH_ENGINE
-    if cpu_network and count <= _NETWORK_MAX_COUNT and x.dtype in (torch.float32, torch.float64):
-        stack = x.movedim(dim, 0).reshape(count, -1).contiguous().numpy()
-        out = np.empty(stack.shape[1], dtype=stack.dtype)
-        step = _MEDIAN_BLOCK
-        blocks = [(start, min(start + step, stack.shape[1])) for start in range(0, stack.shape[1], step)]
-        run_blocks(_median_block_numpy, [(stack, start, stop, out) for start, stop in blocks])
-        return torch.from_numpy(out).reshape(rest)
+        return torch.full(x.shape[:dim] + x.shape[dim + 1 :], math.nan, dtype=x.dtype, device=x.device)
+    if x.dtype in (torch.float32, torch.float64) and use_numpy_kernel(x, wins=count <= NETWORK_MAX_COUNT):
+        return stack_median_numpy(x, dim)
     ordered = torch.sort(x, dim=dim).values
     upper = ordered.select(dim, count // 2)
     if count % 2:
         return upper
     return (ordered.select(dim, count // 2 - 1) + upper) / 2
+
+
+def _stake_median(x: Tensor, dim: int, stakes: Array | None, kappa: float, validate: bool) -> Tensor:
+    """:func:`weighted_median` across the stack axis ``dim``, one stake per stacked matrix."""
+    s = None if stakes is None else as_tensor(stakes, "stakes")[0]
+    if s is None or s.ndim != 1 or s.shape[0] != x.shape[dim]:
+        raise ShapeError(
+            f"Expected `stakes` of shape ({x.shape[dim]},), one per matrix along dim {dim}, "
+            f"but got {'none' if s is None else f'shape {tuple(s.shape)}'}."
+        )
+    moved = x.movedim(dim, 0)
+    flat = moved.reshape(moved.shape[0], -1)
+    return weighted_median(flat, s, kappa, validate=validate).reshape(moved.shape[1:])
 
 
 def compute_weight_consensus(
@@ -690,9 +479,9 @@ def compute_weight_consensus(
         The stack reduced along ``dim``, in the float compute dtype, as the first input's array type.
 
     Raises:
-        ValueError: an unknown method, ``stakes`` missing or of the wrong length.
-        ShapeError: matrices of different shapes, a bad ``dim``.
-        ValueRangeError: NaN under ``validate``.
+        ValueRangeError: an unknown method; NaN under ``validate``.
+        ShapeError: matrices of different shapes, a bad ``dim``, ``stakes`` missing or of the
+            wrong length for ``"stake_median"``.
 
     Example:
         >>> stack = torch.tensor([[[0.1, 0.4]], [[0.3, 0.2]], [[0.2, 0.9]], [[0.4, 0.0]]])
@@ -701,32 +490,14 @@ def compute_weight_consensus(
         >>> compute_weight_consensus(stack, "stake_median", stakes=torch.tensor([1.0, 1.0, 1.0, 5.0]))
         tensor([[0.4000, 0.0000]])
     """
+    check_choice(method, "method", _METHODS)
     x, origin, dim = _stack(stack, dim)
     if validate:
         check_not_nan(x, "stack")
-    if method == "mean":
-        out = x.mean(dim)
-    elif method == "max":
-        out = x.amax(dim)
-    elif method == "min":
-        out = x.amin(dim)
+    if method == "stake_median":
+        out = _stake_median(x, dim, stakes, kappa, validate)
     elif method == "median":
         out = _median_even_average(x, dim)
-    elif method == "stake_median":
-        if stakes is None:
-            raise ValueError("compute_weight_consensus(method='stake_median') needs `stakes`, one per stacked matrix.")
-        s, _ = as_tensor(stakes, "stakes")
-        if s.ndim != 1 or s.shape[0] != x.shape[dim]:
-            raise ShapeError(
-                f"Expected `stakes` of shape ({x.shape[dim]},), one per matrix along dim {dim}, "
-                f"but got shape {tuple(s.shape)}."
-            )
-        moved = x.movedim(dim, 0)
-        rest = moved.shape[1:]
-        flat = moved.reshape(moved.shape[0], -1)
-        out = weighted_median(flat, s, kappa, validate=validate).reshape(rest)
     else:
-        raise ValueError(
-            f"Expected `method` to be one of 'mean', 'median', 'max', 'min', 'stake_median', but got {method!r}."
-        )
+        out = x.mean(dim) if method == "mean" else x.amax(dim) if method == "max" else x.amin(dim)
     return origin.wrap(origin.restore_float(out))

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import numpy as np
 import pytest
@@ -13,24 +11,18 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 import mdt_tensor as mt
-import mdt_tensor.consensus as consensus_module
+from mdt_tensor._cpu import cpu_engine
 from mdt_tensor.errors import DTypeError, ShapeError, ValueRangeError
 from tests.helpers import ARRAY_KINDS, DEVICES, assert_kind, to_kind, to_numpy
-from tests import yuma_reference as chain
+from tests.chain import yuma_reference as chain
 
 ONE = 1 << 32
 #: The numpy engine runs on CPU tensors; the torch engine is the one GPUs use. Both are checked.
 ENGINES = ("numpy", "torch")
 
 
-@contextmanager
-def engine(name: str) -> Iterator[None]:
-    previous = consensus_module._FORCE_TORCH_ENGINE
-    consensus_module._FORCE_TORCH_ENGINE = name == "torch"
-    try:
-        yield
-    finally:
-        consensus_module._FORCE_TORCH_ENGINE = previous
+#: ``with engine("numpy")`` forces the numpy CPU kernels, ``with engine("torch")`` the torch path.
+engine = cpu_engine
 
 
 # ----------------------------------------------------------------------------- the chain, in Python
@@ -51,7 +43,7 @@ def fx(values: list[float]) -> list[int]:
     return [round(v * ONE) for v in values]
 
 
-# ----------------------------------------------------------------------------- spec B.8 vectors
+# ------------------------------------- the chain's unit-test vectors (pallets/subtensor/src/tests/math.rs)
 
 M1 = [
     ([], [], 0.0),
@@ -491,6 +483,10 @@ def test_median_is_bitwise_np_median(count: int, dtype: type) -> None:
         np.testing.assert_array_equal(
             mt.compute_weight_consensus(torch.from_numpy(stack), "median").numpy(), np.median(stack, axis=0)
         )
+    with engine("numpy"):  # the selection network at every count, past the 32 where it wins too
+        np.testing.assert_array_equal(
+            mt.compute_weight_consensus(torch.from_numpy(stack), "median").numpy(), np.median(stack, axis=0)
+        )
 
 
 def test_median_even_count_averages_the_middle_pair_exactly() -> None:
@@ -503,14 +499,14 @@ def test_stake_median_stack() -> None:
     got = mt.compute_weight_consensus(STACK, "stake_median", stakes=stakes, kappa=0.4)
     want = mt.weighted_median(STACK.reshape(5, -1), stakes, 0.4).reshape(4, 6)
     np.testing.assert_array_equal(got, want)
-    with pytest.raises(ValueError, match="stakes"):
+    with pytest.raises(ShapeError, match="stakes"):
         mt.compute_weight_consensus(STACK, "stake_median")
     with pytest.raises(ShapeError, match="stakes"):
         mt.compute_weight_consensus(STACK, "stake_median", stakes=np.ones(3))
 
 
 def test_stack_errors() -> None:
-    with pytest.raises(ValueError, match="method"):
+    with pytest.raises(ValueRangeError, match="method"):
         mt.compute_weight_consensus(STACK, "mode")  # type: ignore[arg-type]
     with pytest.raises(ValueRangeError, match="nan"):
         bad = STACK.copy()

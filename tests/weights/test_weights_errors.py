@@ -135,10 +135,10 @@ def test_wrong_dim_is_an_error(name: str, dim: Any) -> None:
         call(np.full((2, 2), 0.5), dim)
 
 
-def test_unknown_methods_are_weight_errors() -> None:
-    with pytest.raises(mt.WeightError, match="'l2'"):
+def test_unknown_methods_are_value_range_errors() -> None:
+    with pytest.raises(mt.ValueRangeError, match="'l2'"):
         mt.normalize_weights(np.ones(2), "l2")  # type: ignore[arg-type]
-    with pytest.raises(mt.WeightError, match="'median'"):
+    with pytest.raises(mt.ValueRangeError, match="'median'"):
         mt.smooth_weights(np.ones(2), 3, "median")  # type: ignore[arg-type]
 
 

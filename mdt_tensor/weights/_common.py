@@ -1,0 +1,127 @@
+"""What every weight operation shares: reading the input, result buffers and ``out=``, value checks.
+
+Inputs are read as float tensors in their compute dtype (float16/bfloat16 compute in float32,
+integers become float32) and handed back as the caller's array kind. Large CPU results are
+allocated through ``_cpu/alloc.py``; value checks first try one cheap reduction and search for
+the offending element only when it fails. See ``docs/design/weights.md``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from .._array import Array, ArrayOrigin, as_tensor, check_same_device, float_compute_dtype
+from .._cpu.alloc import empty_numpy, huge_page_sized, numpy_dtype
+from .._cpu.engine import use_numpy_kernel
+from .._validation import check_finite, check_float_or_int, check_non_negative
+from ..errors import DTypeError, ShapeError
+
+__all__: list[str] = []
+
+#: Row blocks of about this size keep multi-pass formulas in cache on CPU (see rows_per_block).
+BLOCK_BYTES = 1 << 22
+
+
+def read_weights(x: Array, name: str) -> tuple[Tensor, ArrayOrigin]:
+    """``x`` as a float tensor in its compute dtype; bool/string/object inputs raise DTypeError."""
+    tensor, origin = as_tensor(x, name)
+    check_float_or_int(tensor, name)
+    return tensor.to(float_compute_dtype(tensor.dtype)), origin
+
+
+def empty(shape: tuple[int, ...], dtype: torch.dtype, like: Tensor) -> Tensor:
+    """An uninitialised contiguous tensor on ``like``'s device; large CPU buffers come from numpy (huge pages)."""
+    if numpy_dtype(dtype) is not None and use_numpy_kernel(like, wins=huge_page_sized(shape, dtype)):
+        return empty_numpy(shape, dtype)
+    return torch.empty(shape, dtype=dtype, device=like.device)
+
+
+def empty_like(t: Tensor) -> Tensor:
+    """:func:`empty` with the shape, dtype and device of ``t``."""
+    return empty(tuple(t.shape), t.dtype, t)
+
+
+def _result_dtype(origin: ArrayOrigin, compute: torch.dtype) -> torch.dtype:
+    return origin.dtype if origin.dtype in (torch.float16, torch.bfloat16) else compute
+
+
+def out_buffer(out: Array | None, w: Tensor, origin: ArrayOrigin) -> tuple[Tensor, Tensor | None]:
+    """The tensor to compute into, and the caller's ``out`` tensor to copy into afterwards (or None).
+
+    ``out`` must have the shape of the result and the dtype the function returns (the input's
+    float dtype, float32 for integer input) on the input's device.
+    """
+    if out is None:
+        return empty_like(w), None
+    target, _ = as_tensor(out, "out")
+    expected = _result_dtype(origin, w.dtype)
+    if tuple(target.shape) != tuple(w.shape):
+        raise ShapeError(f"Expected `out` to have shape {tuple(w.shape)}, but got {tuple(target.shape)}.")
+    if target.dtype != expected:
+        raise DTypeError(f"Expected `out` to have dtype {expected}, but got {target.dtype}.")
+    check_same_device(weights=w, out=target)
+    if target.dtype == w.dtype:
+        return target, None
+    return empty_like(w), target
+
+
+def finish(result: Tensor, origin: ArrayOrigin, out: Array | None, out_target: Tensor | None) -> Any:
+    """Hand ``result`` back: into the caller's ``out`` if given, else as the caller's array kind."""
+    if out is not None:
+        if out_target is not None:
+            out_target.copy_(result)
+        return out
+    return origin.wrap(origin.restore_float(result))
+
+
+class BlockChecker:
+    """Value checks of ``w``, on all of it or block by block, before anything is written.
+
+    A sum (or minimum) is finite (non-negative) when the elements it came from are, so one cheap
+    reduction usually proves a block good; only a failing summary pays for the exact search,
+    which runs once over all of ``w``: blocks written before (possibly in place) passed, so the
+    first offending element is still where it was. If that search finds nothing (a sum merely
+    overflowed) the rest of ``w`` is known good.
+    """
+
+    def __init__(self, w: Tensor, validate: bool) -> None:
+        self.w = w
+        self.check_finite = validate and w.is_floating_point()
+        self.check_sign = validate
+
+    def finite(self, block: Tensor) -> None:
+        if self.check_finite and block.numel():
+            self.finite_summary(block.sum())
+
+    def finite_summary(self, summary: Tensor) -> None:
+        """Check a summary that is finite whenever the elements it came from are."""
+        if self.check_finite and not bool(torch.isfinite(summary).all()):
+            check_finite(self.w, "weights")
+            self.check_finite = False
+
+    def non_negative(self, block: Tensor) -> None:
+        if self.check_sign and block.numel() and not bool(block.amin() >= 0):
+            check_non_negative(self.w, "weights")
+            self.check_sign = False
+
+
+def rows_last(w: Tensor, dim: int) -> tuple[Tensor, tuple[int, ...]]:
+    """``w`` with ``dim`` moved last and flattened to ``(R, L)``, plus the moved shape."""
+    moved = w.movedim(dim, -1)
+    return moved.reshape(math.prod(moved.shape[:-1]), moved.shape[-1]), tuple(moved.shape)
+
+
+def rows_back(rows: Tensor, moved_shape: tuple[int, ...], dim: int) -> Tensor:
+    """Undo :func:`rows_last`."""
+    return rows.reshape(moved_shape).movedim(-1, dim)
+
+
+def rows_per_block(rows: Tensor) -> int:
+    """How many rows of ``(R, N)`` make a cache-sized block on CPU (all of them elsewhere)."""
+    if rows.device.type != "cpu":
+        return max(1, rows.shape[0])
+    return max(1, BLOCK_BYTES // max(1, rows.shape[1] * rows.element_size()))
