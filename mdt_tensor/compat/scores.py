@@ -7,6 +7,7 @@ tightened for the rounding, pads up to ``MinAllowedWeights`` and quantises, for 
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import torch
@@ -16,6 +17,7 @@ from .._array import Array, ArrayOrigin, as_tensor, check_same_device, float_com
 from .._constants import U16_MAX
 from .._validation import check_finite_non_negative, check_float_or_int, check_int, check_ndim, check_number
 from ..errors import ShapeError, ValueRangeError
+from ..weights.select import top_k_weights
 from ._rows import compact
 from .max_weight import water_fill_rows
 from .u16 import max_upscale_float_to_u16
@@ -92,19 +94,14 @@ def _smooth(s: Tensor, ema_alpha: float | None, previous: Array | None, validate
 
 
 def _top_k_mask(scores: Tensor, k: int) -> Tensor | None:
-    """The ``k`` largest entries of each row, ties broken toward the lower index.
+    """The ``k`` largest entries of each row (ties to the lower index: ``top_k_weights``' rule), or None when all are in.
 
-    ``topk`` gives the k-th largest value (its values, unlike its indices, do not depend on
-    how ties are ordered); everything above it is in, and the first entries equal to it in
-    index order fill the remaining places. None when every entry is in.
+    Scores are finite and ``>= 0`` here, so an entry is kept exactly where ``top_k_weights``
+    leaves it above the ``-inf`` fill.
     """
     if k >= scores.shape[-1]:
         return None
-    kth = scores.topk(k, dim=-1).values[..., -1:]
-    above = scores > kth
-    tied = scores == kth
-    places = k - above.sum(-1, keepdim=True)
-    return above | (tied & (tied.cumsum(-1) <= places))
+    return top_k_weights(scores, k, other_value=-math.inf, validate=False) > -math.inf
 
 
 def _chain_safe_limit(limit: float, entries: Tensor) -> Tensor:
