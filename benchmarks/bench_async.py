@@ -16,8 +16,8 @@ from collections.abc import Callable
 from typing import Any
 
 from benchmarks._harness import Comparison, Context, time_call
-from mdt_tensor.aio.cache import LRUCache
-from mdt_tensor.aio.concurrency import AsyncTaskPool, gather_with_concurrency
+from mdt_tensor.aio.lru import LRUCache
+from mdt_tensor.aio.tasks import AsyncTaskPool, gather_with_concurrency
 
 try:
     import cachetools

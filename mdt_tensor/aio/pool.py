@@ -1,22 +1,10 @@
 """An asyncio connection pool: ``ConnectionPool``.
 
-Why hand-written: aiohttp pools only its own HTTP connections, and ``asyncio.Queue``-based pools
-(the original library's) cannot grow while callers wait, hand out broken connections again and
-lose track of checked-out ones. This pool keeps explicit counts so that it
-
-* grows at once while below ``max_size`` (the connector is awaited without blocking other
-  acquirers), and queues callers first-in first-out only at the limit;
-* hands a released connection (or a freed slot) straight to the longest waiter;
-* never leaks a slot: a connector that raises, a discarded connection and a timed-out waiter all
-  give their slot back;
-* discards a connection whose ``async with`` body raised a connection error (``ConnectionError``,
-  ``OSError`` or ``broken_exceptions``), one passed to :meth:`ConnectionPool.discard`, and one that
-  ``validate`` rejects when it is about to be handed out;
-* on ``close(timeout)`` closes idle connections, waits for checked-out ones and returns those it
-  had to abandon (they are closed when they come back).
-
-All state changes happen on the event loop between awaits, so no lock is needed; the pool must be
-used from one event loop.
+It opens connections at once below ``max_size`` and queues callers first-in first-out only at
+the limit, hands a freed connection or slot straight to the longest waiter, never leaks a slot,
+discards broken connections, and on ``close`` reports the ones it had to abandon. State changes
+happen on the event loop between awaits (no lock; one pool per loop). Why not aiohttp's pool or
+an ``asyncio.Queue``: ``docs/design/aio-pool.md``.
 """
 
 from __future__ import annotations
@@ -25,12 +13,12 @@ import asyncio
 import collections
 import inspect
 import logging
-import math
 from collections.abc import AsyncIterator, Awaitable, Callable, Generator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
+from .._validation import check_int, check_number
 from ..errors import PoolClosedError, PoolTimeoutError, ValueRangeError
 
 __all__ = ["ConnectionPool", "PoolStats"]
@@ -76,12 +64,6 @@ class PoolStats:
     connect_failures: int
     min_size: int
     max_size: int
-
-
-def _check_count(value: Any, name: str, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueRangeError(f"`{name}` must be an int >= {minimum}, got {value!r}")
-    return value
 
 
 class _Acquire(Generic[C]):
@@ -147,14 +129,12 @@ class ConnectionPool(Generic[C]):
         validate: Callable[[C], bool | Awaitable[bool]] | None = None,
         broken_exceptions: tuple[type[BaseException], ...] = (ConnectionError, OSError),
     ) -> None:
-        _check_count(min_size, "min_size", 0)
-        _check_count(max_size, "max_size", 1)
+        check_int(min_size, "min_size", low=0)
+        check_int(max_size, "max_size", low=1)
         if min_size > max_size:
             raise ValueRangeError(f"`min_size` ({min_size}) must be <= `max_size` ({max_size})")
-        if acquire_timeout is not None and (
-            not isinstance(acquire_timeout, (int, float)) or math.isnan(acquire_timeout) or acquire_timeout <= 0
-        ):
-            raise ValueRangeError(f"`acquire_timeout` must be > 0 seconds or None, got {acquire_timeout!r}")
+        if acquire_timeout is not None:  # an infinite timeout waits forever, as None does
+            check_number(acquire_timeout, "acquire_timeout", low=0.0, low_open=True, finite=False)
         self._connector = connector
         self.min_size = min_size
         self.max_size = max_size

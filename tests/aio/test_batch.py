@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mdt_tensor.aio.cache import BatchProcessor, BatchResultError
-from mdt_tensor.errors import PoolClosedError, ValueRangeError
+from mdt_tensor.aio.batch import BatchProcessor, BatchResultError
+from mdt_tensor.errors import DTypeError, PoolClosedError, ValueRangeError
 
 pytestmark = pytest.mark.timeout(20)
 
@@ -159,9 +159,15 @@ async def test_cancelled_caller_does_not_break_the_batch() -> None:
     assert await kept == 20 and gone.cancelled() and proc.batches == [[1, 2]]
 
 
-@pytest.mark.parametrize(("size", "wait"), [(0, 0.1), (-1, 0.1), (2.5, 0.1), (1, -0.1), (1, float("inf")), (1, float("nan"))])
+@pytest.mark.parametrize(("size", "wait"), [(0, 0.1), (-1, 0.1), (1, -0.1), (1, float("inf")), (1, float("nan"))])
 def test_bad_arguments_are_clear_errors(size: object, wait: object) -> None:
     with pytest.raises(ValueRangeError):
+        BatchProcessor(lambda xs: xs, max_batch_size=size, max_wait=wait)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("size", "wait"), [(2.5, 0.1)])
+def test_arguments_of_the_wrong_type_are_type_errors(size: object, wait: object) -> None:
+    with pytest.raises(DTypeError):
         BatchProcessor(lambda xs: xs, max_batch_size=size, max_wait=wait)  # type: ignore[arg-type]
 
 

@@ -11,9 +11,10 @@ import aiohttp.abc
 import pytest
 
 import mdt_tensor as mt
-from mdt_tensor.aio.network import EndpointError, EndpointStatus
+from mdt_tensor.aio.endpoints import EndpointError
+from mdt_tensor.aio.health import EndpointStatus
 
-from .netfaults import FaultServer, RawServer, refused_port
+from tests.netfaults import FaultServer, RawServer, refused_port
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -208,9 +209,17 @@ async def test_multiple_validates_every_url_before_any_request() -> None:
         assert server.requests == 0
 
 
-@pytest.mark.parametrize("concurrency", [0, -1, 1.5, True])
+@pytest.mark.parametrize("concurrency", [0, -1])
 async def test_multiple_rejects_bad_concurrency(concurrency: object) -> None:
     with pytest.raises(ValueError):
+        await mt.check_multiple_endpoints(
+            ["http://127.0.0.1:1/"], concurrency=concurrency  # type: ignore[arg-type]
+        )
+
+
+@pytest.mark.parametrize("concurrency", [1.5, True])
+async def test_multiple_rejects_concurrency_of_the_wrong_type(concurrency: object) -> None:
+    with pytest.raises(TypeError):
         await mt.check_multiple_endpoints(
             ["http://127.0.0.1:1/"], concurrency=concurrency  # type: ignore[arg-type]
         )

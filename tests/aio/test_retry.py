@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 import mdt_tensor as mt
 from mdt_tensor.errors import DTypeError, ValueRangeError
-from mdt_tensor.aio.network import RetryOptions
+from mdt_tensor.aio.retry import RetryOptions
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 import mdt_tensor as mt
 from mdt_tensor.errors import DTypeError, ValueRangeError
-from mdt_tensor.aio.network import DEFAULT_PORTS, Endpoint, EndpointError
+from mdt_tensor.aio.endpoints import DEFAULT_PORTS, Endpoint, EndpointError
 
 E = Endpoint
 

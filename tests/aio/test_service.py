@@ -14,11 +14,12 @@ import psutil
 import pytest
 
 import mdt_tensor as mt
-from mdt_tensor.aio import network
+from mdt_tensor import aio
+from mdt_tensor.aio import breaker, endpoints, health, retry, service
+from mdt_tensor.aio.endpoints import EndpointError
 from mdt_tensor.errors import DTypeError
-from mdt_tensor.aio.network import EndpointError
 
-from .netfaults import FaultServer, refused_port
+from tests.netfaults import FaultServer, refused_port
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -273,7 +274,7 @@ def fake_interfaces(monkeypatch: pytest.MonkeyPatch, table: dict[str, list[tuple
     monkeypatch.setattr(psutil, "net_if_stats", lambda: {
         name: Stat(name not in down, 0, 0, 1500, "") for name in table
     })
-    monkeypatch.setattr(network, "_default_route_interfaces", lambda: default_route or [])
+    monkeypatch.setattr(service, "_default_route_interfaces", lambda: default_route or [])
 
 
 V4, V6 = socket.AF_INET, socket.AF_INET6
@@ -307,7 +308,7 @@ def test_falls_back_to_loopback(no_packets: None, monkeypatch: pytest.MonkeyPatc
 
 
 def test_default_route_table_is_read_without_sockets(no_packets: None) -> None:
-    names = network._default_route_interfaces()
+    names = service._default_route_interfaces()
     assert all(isinstance(n, str) for n in names)
 
 
@@ -322,5 +323,7 @@ def test_defect23_aiohttp_and_tenacity_are_declared_dependencies() -> None:
 
 
 def test_public_names_are_exported() -> None:
-    for name in network.__all__:
-        assert getattr(mt, name) is getattr(network, name)
+    for module in (endpoints, health, retry, breaker, service):
+        for name in module.__all__:
+            assert getattr(mt, name) is getattr(module, name)
+    assert mt.NetworkError is aio.NetworkError

@@ -10,7 +10,7 @@ import pytest
 
 import mdt_tensor as mt
 from mdt_tensor.errors import CircuitOpenError, NetworkError
-from mdt_tensor.aio.network import CircuitBreaker, CircuitState
+from mdt_tensor.aio.breaker import CircuitBreaker, CircuitState
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -16,19 +16,12 @@ import types
 
 import pytest
 
-from mdt_tensor.aio.concurrency import (
-    AsyncRateLimiter,
-    AsyncTaskPool,
-    ParallelProcessor,
-    TaskResult,
-    ThreadPoolExecutor,
-    WorkQueue,
-    gather_with_concurrency,
-    optimize_async_loop,
-    run_async,
-    run_with_timeout,
-)
-from mdt_tensor.errors import PoolClosedError, ValueRangeError
+from mdt_tensor.aio.executors import ParallelProcessor, ThreadPoolExecutor
+from mdt_tensor.aio.loop import optimize_async_loop, run_async
+from mdt_tensor.aio.ratelimit import AsyncRateLimiter
+from mdt_tensor.aio.tasks import AsyncTaskPool, TaskResult, gather_with_concurrency, run_with_timeout
+from mdt_tensor.aio.workqueue import WorkQueue
+from mdt_tensor.errors import DTypeError, PoolClosedError, ValueRangeError
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -182,11 +175,19 @@ async def test_gather_with_concurrency_return_exceptions() -> None:
     assert [type(x) for x in out] == [int, ValueError, int, ValueError, int]
 
 
-@pytest.mark.parametrize("n", [0, -1, 1.5])
+@pytest.mark.parametrize("n", [0, -1])
 async def test_bad_concurrency_limits(n: object) -> None:
     with pytest.raises(ValueRangeError):
         AsyncTaskPool(n)  # type: ignore[arg-type]
     with pytest.raises(ValueRangeError):
+        await gather_with_concurrency(n)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("n", [1.5])
+async def test_concurrency_limits_of_the_wrong_type(n: object) -> None:
+    with pytest.raises(DTypeError):
+        AsyncTaskPool(n)  # type: ignore[arg-type]
+    with pytest.raises(DTypeError):
         await gather_with_concurrency(n)  # type: ignore[arg-type]
 
 
@@ -506,7 +507,7 @@ def test_runner_uses_asyncio_without_uvloop(monkeypatch: pytest.MonkeyPatch, cap
     async def main() -> str:
         return type(asyncio.get_running_loop()).__name__
 
-    with caplog.at_level(logging.INFO, logger="mdt_tensor.aio.concurrency"):
+    with caplog.at_level(logging.INFO, logger="mdt_tensor.aio.loop"):
         assert "EventLoop" in run_async(main())
     assert "asyncio event loop" in caplog.text
 
