@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import enum
+import random
 import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
@@ -184,11 +186,15 @@ class WeightFeed:
             raise DTypeError(f"Expected `dtype` to be one of {[str(d) for d in _DTYPES]}, but got {dtype}.")
         self.device = torch.device(device)
         self.timeout = check_seconds(timeout, "timeout", positive=True)
+        self._client_timeout = aiohttp.ClientTimeout(total=self.timeout)
         self.concurrency = check_int(concurrency, "concurrency", low=1)
         self.max_response_bytes = (1024 + 8 * self.n if max_response_bytes is None
                                    else check_int(max_response_bytes, "max_response_bytes", low=1))
         self._retry = RetryOptions(max_retries=max_retries, initial_delay=retry_delay, max_delay=max_retry_delay,
                                    jitter=0.1, retry_on=(_Transient,))
+        # retries 2, 3, ...: the same capped doubling sequence, one step on (see _get)
+        self._later_retries = (None if max_retries < 2 else dataclasses.replace(
+            self._retry, max_retries=max_retries - 1, initial_delay=min(2.0 * self._retry.initial_delay, self._retry.max_delay)))
         self._limiter = None if rate is None else AsyncRateLimiter(rate, 1.0, burst)
         self.breakers = [
             CircuitBreaker(failure_threshold, recovery_timeout, expected_exceptions=(_Unreachable,), name=url)
@@ -244,7 +250,7 @@ class WeightFeed:
                 await self._limiter.acquire()
             attempts[0] += 1
             try:
-                async with session.get(url, timeout=aiohttp.ClientTimeout(total=self.timeout)) as response:
+                async with session.get(url, timeout=self._client_timeout) as response:
                     if response.status >= 500 or response.status == 429:
                         raise _Transient(f"http_{response.status}", f"HTTP {response.status} {response.reason}")
                     if response.status != 200:
@@ -254,6 +260,23 @@ class WeightFeed:
                 raise _Transient("timeout", f"no complete answer within {self.timeout} s") from None
             except aiohttp.ClientError as exc:
                 raise _Transient("connection", f"{type(exc).__name__}: {exc}") from None
+
+    async def _get(self, session: aiohttp.ClientSession, url: str, attempts: list[int]) -> bytes:
+        """The body at ``url``, retrying transient failures with capped, jittered, doubling backoff.
+
+        The first attempt runs without the retry machinery (most succeed, and tenacity costs
+        more per call than a loopback request); after a transient failure, the first backoff is
+        slept here and ``retry_async`` runs the remaining retries with the sequence's later delays.
+        """
+        try:
+            return await self._get_once(session, url, attempts)
+        except _Transient:
+            if self._retry.max_retries == 0:
+                raise
+        await asyncio.sleep(self._retry.delay(1, random.random()))
+        if self._later_retries is None:
+            return await self._get_once(session, url, attempts)
+        return await retry_async(self._get_once, session, url, attempts, retry_options=self._later_retries)
 
     async def _read_capped(self, response: aiohttp.ClientResponse) -> bytes:
         cap = self.max_response_bytes
@@ -283,7 +306,7 @@ class WeightFeed:
         rows[index] = 0  # no stale row from an earlier epoch survives a failure
         try:
             async with self.breakers[index]:
-                body = await retry_async(self._get_once, session, url, attempts, retry_options=self._retry)
+                body = await self._get(session, url, attempts)
             rows[index] = decode_row(body, self.n)
         except CircuitOpenError as exc:
             return report(RowStatus.BREAKER_OPEN, "breaker_open", str(exc))

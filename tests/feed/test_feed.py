@@ -112,6 +112,15 @@ async def test_breaker_opens_after_repeated_failures_and_skips_the_endpoint() ->
     assert server.hits["fail"] == 4  # 2 fetches x 2 attempts; none while open
 
 
+async def test_every_retry_is_made_and_counted() -> None:
+    weights = reference_weights(2, 8)
+    async with FaultyWeights(weights) as server:
+        for retries in (0, 1, 2, 3):
+            before = server.hits.get("fail", 0)
+            batch = await fetch_weight_stack([server.url("fail", 0)], 8, **{**FAST, "max_retries": retries})
+            assert batch.reports[0].attempts == retries + 1 == server.hits["fail"] - before
+
+
 async def test_a_row_that_fails_later_is_zeroed_not_left_stale() -> None:
     weights = reference_weights(2, 8)
     async with FaultyWeights(weights) as server:
