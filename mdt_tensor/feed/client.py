@@ -185,6 +185,8 @@ class WeightFeed:
         if dtype not in _DTYPES:
             raise DTypeError(f"Expected `dtype` to be one of {[str(d) for d in _DTYPES]}, but got {dtype}.")
         self.device = torch.device(device)
+        if self.device.type == "cuda" and not torch.cuda.is_available():
+            raise ValueRangeError(f"Expected `device` to exist, but got {device!r} and CUDA is not available.")
         self.timeout = check_seconds(timeout, "timeout", positive=True)
         self._client_timeout = aiohttp.ClientTimeout(total=self.timeout)
         self.concurrency = check_int(concurrency, "concurrency", low=1)

@@ -198,7 +198,8 @@ async def test_a_session_passed_in_stays_open() -> None:
     "urls, n, kwargs, error",
     [([], 4, {}, ValueRangeError), ("http://x", 4, {}, DTypeError), (["ftp://x"], 4, {}, ValueRangeError),
      (["http://127.0.0.1:1/w"], 0, {}, ValueRangeError), (["http://127.0.0.1:1/w"], 4, {"dtype": torch.uint8}, DTypeError),
-     (["http://127.0.0.1:1/w"], 4, {"timeout": 0}, ValueRangeError), (["http://127.0.0.1:1/w"], 4, {"max_retries": -1}, ValueRangeError)],
+     (["http://127.0.0.1:1/w"], 4, {"timeout": 0}, ValueRangeError), (["http://127.0.0.1:1/w"], 4, {"max_retries": -1}, ValueRangeError)]
+    + ([] if torch.cuda.is_available() else [(["http://127.0.0.1:1/w"], 4, {"device": "cuda"}, ValueRangeError)]),
 )
 def test_bad_arguments_are_refused_before_any_request(urls: object, n: int, kwargs: dict[str, object], error: type) -> None:
     with pytest.raises(error):
