@@ -3,8 +3,9 @@
 The public API is flat (``mt.normalize_weights``, ``mt.weighted_median``, ``mt.Balance``, ...);
 the epoch lives in ``mt.yuma`` (``mt.yuma.epoch``, ``mt.yuma.run_epochs``), the fixed-point
 arithmetic in ``mt.fixed``. Tensor functions accept torch, numpy and CuPy arrays and return the
-caller's array type on the caller's device. The async layer (``mt.aio``: aiohttp, tenacity,
-psutil) loads on first use of one of its names.
+caller's array type on the caller's device. The async layer (``mt.aio``: aiohttp, tenacity),
+the memory utilities (``mt.memory``: psutil) and the weight feeder (``mt.feed``) load on first
+use of one of their names.
 """
 
 import importlib
@@ -41,8 +42,27 @@ _AIO_NAMES = (
     "run_async",
 )
 
+#: Names served by ``mdt_tensor.memory`` (psutil), imported on first access.
+_MEMORY_NAMES = (
+    "MemoryStats", "CudaMemory", "get_memory_stats", "MemoryMonitor", "memory_monitor", "ObjectPool",
+    "optimize_gc", "force_gc", "profile_memory_usage", "get_object_size", "optimize_data_structure",
+)
+
+#: Names served by ``mdt_tensor.feed`` (aiohttp), imported on first access.
+_FEED_NAMES = (
+    "fetch_weight_stack", "WeightFeed", "WeightBatch", "EndpointReport", "RowStatus", "FeedIncompleteError",
+    "serve_weights", "WeightServer",
+)
+
+#: Every lazily served name and the sub-package that holds it.
+_LAZY_NAMES = {
+    **dict.fromkeys(_AIO_NAMES, "aio"),
+    **dict.fromkeys(_MEMORY_NAMES, "memory"),
+    **dict.fromkeys(_FEED_NAMES, "feed"),
+}
+
 #: Sub-packages imported on first access.
-_LAZY_MODULES = ("aio",)
+_LAZY_MODULES = ("aio", "memory", "feed")
 
 
 def _unique(*groups: Any) -> list[str]:
@@ -53,14 +73,14 @@ def _unique(*groups: Any) -> list[str]:
 
 
 __all__ = _unique(
-    ["__version__", "errors", "fixed", "yuma", "aio", "U16_MAX", "WEI_PER_MDT"],
+    ["__version__", "errors", "fixed", "yuma", *_LAZY_MODULES, "U16_MAX", "WEI_PER_MDT"],
     _errors_all,
     _weights_all,
     _consensus_all,
     _compat_all,
     _fixed_all,
     _money_all,
-    _AIO_NAMES,
+    _LAZY_NAMES,
 )
 
 
@@ -69,8 +89,8 @@ def __getattr__(name: str) -> Any:
         module = importlib.import_module(f".{name}", __name__)
         globals()[name] = module
         return module
-    if name in _AIO_NAMES:
-        value = getattr(importlib.import_module(".aio", __name__), name)
+    if name in _LAZY_NAMES:
+        value = getattr(importlib.import_module(f".{_LAZY_NAMES[name]}", __name__), name)
         globals()[name] = value
         return value
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

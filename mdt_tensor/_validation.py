@@ -28,7 +28,11 @@ def first_index(mask: Tensor) -> tuple[int, ...] | None:
     if hits.numel() == 0:
         return None
     position = int(hits[0, 0])
-    return tuple(int(i) for i in torch.unravel_index(torch.tensor(position), mask.shape)) if mask.ndim else ()
+    index = []
+    for size in reversed(mask.shape):  # plain divmod: torch.unravel_index's first call costs seconds
+        position, coordinate = divmod(position, size)
+        index.append(coordinate)
+    return tuple(reversed(index))
 
 
 def _describe(value: float) -> str:

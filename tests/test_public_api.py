@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import subprocess
 import sys
 from pathlib import Path
@@ -13,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[1]
 #: The public names. A new public function is added here on purpose (and reaches the API fuzz test).
 EXPECTED = {
     # package
-    "__version__", "errors", "fixed", "yuma", "aio", "U16_MAX", "WEI_PER_MDT",
+    "__version__", "errors", "fixed", "yuma", "aio", "memory", "feed", "U16_MAX", "WEI_PER_MDT",
     # errors
     "MdtError", "ShapeError", "DTypeError", "ValueRangeError", "DeviceMismatchError", "WeightError",
     "BalanceError", "WeiOverflowError", "NetworkError", "CircuitOpenError", "PoolTimeoutError", "PoolClosedError",
@@ -45,6 +46,12 @@ EXPECTED = {
     "LRUCache", "QueryCache", "query_cache", "BatchProcessor", "BatchResultError", "ConnectionPool", "PoolStats",
     "TaskResult", "AsyncTaskPool", "ThreadPoolExecutor", "ExecutorStats", "ParallelProcessor", "AsyncRateLimiter",
     "WorkQueue", "gather_with_concurrency", "run_with_timeout", "optimize_async_loop", "run_async",
+    # memory (lazy)
+    "MemoryStats", "CudaMemory", "get_memory_stats", "MemoryMonitor", "memory_monitor", "ObjectPool",
+    "optimize_gc", "force_gc", "profile_memory_usage", "get_object_size", "optimize_data_structure",
+    # weight feeder (lazy)
+    "fetch_weight_stack", "WeightFeed", "WeightBatch", "EndpointReport", "RowStatus", "FeedIncompleteError",
+    "serve_weights", "WeightServer",
 }
 
 
@@ -67,12 +74,12 @@ def test_one_definition_of_each_constant() -> None:
     assert mt.WEI_PER_MDT is _constants.WEI_PER_MDT
 
 
-def test_lazy_aio_names_match_the_aio_package() -> None:
+def test_lazy_names_come_from_their_packages() -> None:
     import mdt_tensor.aio as aio
 
-    lazy = set(mt._AIO_NAMES)
-    assert lazy <= set(aio.__all__)
-    assert set(aio.__all__) - lazy <= set(mt.errors.__all__)  # the rest are errors, served eagerly
+    for name, package in mt._LAZY_NAMES.items():
+        assert name in importlib.import_module(f"mdt_tensor.{package}").__all__, (name, package)
+    assert set(aio.__all__) - set(mt._AIO_NAMES) <= set(mt.errors.__all__)  # the rest are errors, served eagerly
 
 
 def test_import_loads_no_async_dependencies() -> None:
@@ -82,5 +89,7 @@ def test_import_loads_no_async_dependencies() -> None:
         "assert not heavy, heavy\n"
         "mt.CircuitBreaker\n"  # first use loads the async layer
         "assert 'aiohttp' in sys.modules and 'tenacity' in sys.modules\n"
+        "mt.get_memory_stats\n"
+        "assert 'psutil' in sys.modules\n"
     )
     subprocess.run([sys.executable, "-c", probe], check=True, cwd=ROOT)

@@ -9,6 +9,7 @@ the wei, through :func:`mdt_tensor.money.format_balance`.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import time
@@ -54,6 +55,9 @@ def add_parser(commands: Any, epilog: str) -> None:
     ep.add_argument("--seed", type=int, default=0, help="seed of the demo network (default 0)")
     ep.add_argument("--snapshot", type=Path, default=None, metavar="FILE.npz",
                     help="run one real subnet instead: keys S (n,) stake and W (n, n) weights")
+    ep.add_argument("--from-endpoints", type=Path, default=None, metavar="URLS_FILE",
+                    help="fetch the weight rows from validators' endpoints (lines 'uid url'; see serve-weights); "
+                         "a row that fails keeps the snapshot's row and is reported")
     ep.add_argument("--fast", action="store_true", help="float path instead of the exact fixed point")
     ep.add_argument("--float32", action="store_true", help="with --fast: compute in float32")
     ep.add_argument("--yuma3", action="store_true", help="Yuma 3 bonds")
@@ -117,6 +121,9 @@ def _run_epochs(state: yuma.SubnetState, args: argparse.Namespace) -> tuple[yuma
 def run(args: argparse.Namespace) -> int:
     """The ``epoch`` subcommand: run, summarise, print and write; returns the exit status."""
     state, source = _load_state(args)
+    if args.from_endpoints is not None:
+        state = _weights_from_endpoints(state, args.from_endpoints)
+        source += f", weights from {args.from_endpoints}"
     result, seconds = _run_epochs(state, args)
     per_subnet = summarise(result, args.top)
     summary = {
@@ -140,6 +147,15 @@ def run(args: argparse.Namespace) -> int:
     if args.json is not None:
         args.json.write_text(json.dumps(summary, indent=2))
     return 0
+
+
+def _weights_from_endpoints(state: yuma.SubnetState, urls_file: Path) -> yuma.SubnetState:
+    """``state`` with the rows the endpoints in ``urls_file`` serve; the feed's report goes to stderr."""
+    from ..feed.endpoints import fetch_epoch_weights, format_feed_report  # loads aiohttp
+
+    weights, batch = fetch_epoch_weights(urls_file, state.weights)
+    print(format_feed_report(batch), file=sys.stderr)
+    return dataclasses.replace(state, weights=weights)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -16,7 +16,6 @@ import platform
 import sys
 from typing import Any
 
-import numpy as np
 import torch
 
 from .._cpu.engine import current_cpu_engine

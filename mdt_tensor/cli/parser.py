@@ -13,12 +13,12 @@ import sys
 import torch
 
 from ..errors import MdtError
-from . import epoch, info
+from . import epoch, info, serve_weights
 
 __all__ = ["build_parser", "main"]
 
 #: The subcommand modules, in the order ``--help`` lists them.
-_COMMANDS = (epoch, info)
+_COMMANDS = (epoch, info, serve_weights)
 
 _EPILOG = "examples:\n" + "".join(command.EXAMPLES for command in _COMMANDS)
 

@@ -8,10 +8,7 @@ Routes: ``GET /weights/{uid}`` (the binary row, :mod:`mdt_tensor.feed.wire`),
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import contextlib
-import signal
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -24,7 +21,7 @@ from .._validation import check_int, check_seconds, check_u16
 from ..errors import DTypeError, ShapeError
 from .wire import CONTENT_TYPE, encode_row, encode_row_json
 
-__all__ = ["WeightServer", "serve_weights", "serve_snapshot", "run_serve_weights", "add_serve_weights_parser"]
+__all__ = ["WeightServer", "serve_weights", "serve_snapshot"]
 
 
 def _weight_rows(weights: Any) -> torch.Tensor:
@@ -149,7 +146,7 @@ async def serve_snapshot(path: Path, host: str = "127.0.0.1", port: int = 0, *, 
     ``load_snapshot``; the general snapshot reader replaces it when it exists).
     """
     if loader is None:
-        from ..cli.app import load_snapshot  # the CLI's reader, until mdt_tensor.io exists
+        from ..cli.snapshot import load_snapshot  # the CLI's reader, until mdt_tensor.io exists
 
         loader = load_snapshot
     state = loader(Path(path))
@@ -157,34 +154,3 @@ async def serve_snapshot(path: Path, host: str = "127.0.0.1", port: int = 0, *, 
         announce(f"serving {server.rows} weight rows of {server.n} from {path} at {server.base_url}/weights/{{uid}} "
                  f"(binary; add .json for JSON), health at {server.base_url}/health")
         await (stop or asyncio.Event()).wait()
-
-
-def add_serve_weights_parser(commands: Any) -> argparse.ArgumentParser:
-    """Add the ``serve-weights`` subcommand to an ``add_subparsers()`` object; returns its parser."""
-    parser = commands.add_parser(
-        "serve-weights",
-        help="serve each validator's weight row of a snapshot over HTTP",
-        description="Serve row uid of a snapshot's weights at /weights/{uid} (binary u16) and "
-                    "/weights/{uid}.json, plus /health, until interrupted.",
-    )
-    parser.add_argument("snapshot", type=Path, metavar="SNAPSHOT", help="snapshot file (keys S and W)")
-    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
-    parser.add_argument("--port", type=int, default=8090, help="port (default 8090; 0: any free port)")
-    parser.set_defaults(handler=run_serve_weights)
-    return parser
-
-
-def run_serve_weights(args: argparse.Namespace) -> int:
-    """The ``mdt-tensor serve-weights`` command: serve until Ctrl-C or SIGTERM; returns 0."""
-
-    async def main() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(NotImplementedError, RuntimeError):  # Windows, or not the main thread
-                loop.add_signal_handler(sig, stop.set)
-        await serve_snapshot(args.snapshot, args.host, args.port, stop=stop)
-
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(main())
-    return 0
