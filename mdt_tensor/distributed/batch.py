@@ -50,6 +50,7 @@ class DistributedRun:
         total_jobs: the number of jobs in the whole batch.
         manifest: with ``out_dir``: the manifest of the complete run (read it with
             ``mt.distributed.load_parts`` or ``iter_parts``).
+        comm_seconds: time this rank spent in collectives (transfers and waiting for the others).
     """
 
     results: yuma.EpochResult | None
@@ -57,6 +58,7 @@ class DistributedRun:
     jobs: range
     total_jobs: int
     manifest: Path | None = None
+    comm_seconds: float = 0.0
 
 
 def _is_array(x: Any) -> bool:
@@ -273,7 +275,7 @@ def run_epochs(
         except BaseException:
             files.discard(parts)
             raise
-        return DistributedRun(None, None, jobs_range, total, folder / files.MANIFEST)
+        return DistributedRun(None, None, jobs_range, total, folder / files.MANIFEST, guard.comm_seconds)
 
     infos = guard.check("status", (specs if len(mine) else None, payload.numel()))
     known = [spec for spec, _ in infos if spec is not None]
@@ -284,16 +286,18 @@ def run_epochs(
     has_final = weight_updates is not None
     if gather == "none":
         if not mine:
-            return DistributedRun(None, None, jobs_range, total)
-        return DistributedRun(*_assemble(_prefixed(result, final), job_axis, as_numpy, has_final), jobs_range, total)
+            return DistributedRun(None, None, jobs_range, total, comm_seconds=guard.comm_seconds)
+        return DistributedRun(*_assemble(_prefixed(result, final), job_axis, as_numpy, has_final), jobs_range, total,
+                              comm_seconds=guard.comm_seconds)
     sizes = [size for _, size in infos]
     chunks = (guard.all_gather_bytes("results", payload, sizes) if gather == "all"
               else guard.gather_bytes("results", payload, sizes))
     if chunks is None:
-        return DistributedRun(None, None, jobs_range, total)
+        return DistributedRun(None, None, jobs_range, total, comm_seconds=guard.comm_seconds)
     pieces = [_unpack(c, n, known[0]) for c, n in zip(chunks, shares) if n]
     merged = {name: torch.cat([p[name] for p in pieces]) for name, _, _ in known[0]}
-    return DistributedRun(*_assemble(merged, job_axis, as_numpy, has_final), jobs_range, total)
+    return DistributedRun(*_assemble(merged, job_axis, as_numpy, has_final), jobs_range, total,
+                          comm_seconds=guard.comm_seconds)
 
 
 def _epochs(infos: list[Any]) -> int | None:

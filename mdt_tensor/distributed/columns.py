@@ -53,6 +53,7 @@ class ColumnShardResult:
         bonds: ``(n, len(columns))`` u16 bonds stored for the next epoch, this rank's columns.
         validator_permit: ``(n,)`` bool, the new permits.
         active: ``(n,)`` bool.
+        comm_seconds: time this rank spent in collectives (transfers and waiting for the others).
     """
 
     columns: range
@@ -70,6 +71,7 @@ class ColumnShardResult:
     bonds: Tensor
     validator_permit: Tensor
     active: Tensor
+    comm_seconds: float = 0.0
 
 
 def shard_columns(state: yuma.SubnetState, rank: int, world_size: int) -> yuma.SubnetState:
@@ -424,4 +426,5 @@ def column_sharded_epoch(
         bonds=new_bonds,
         validator_permit=u.new_permit,
         active=u.active,
+        comm_seconds=guard.comm_seconds,
     )

@@ -12,6 +12,7 @@ process group: the caller (or ``torchrun`` plus ``mdt_tensor.cli.distributed.ini
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -107,6 +108,8 @@ class Guard:
         self.rank, self.world_size = group_info(group)
         self.device = comm_device(group)
         self.error: BaseException | None = None
+        #: Seconds spent inside collectives so far (transfer plus waiting for the other ranks).
+        self.comm_seconds = 0.0
 
     # ------------------------------------------------------------------ local steps
 
@@ -122,6 +125,7 @@ class Guard:
     # ------------------------------------------------------------------ collectives
 
     def _collective(self, name: str, call: Callable[[], Any]) -> Any:
+        start = time.perf_counter()
         try:
             return call()
         except Exception as exc:  # gloo / NCCL: a peer closed its connection, or the timeout passed
@@ -129,6 +133,8 @@ class Guard:
                 f"{self.job}: the collective '{name}' failed on rank {self.rank} of {self.world_size}: a rank "
                 f"died or did not reach it within the process group's timeout ({describe(exc)})"
             ) from exc
+        finally:
+            self.comm_seconds += time.perf_counter() - start
 
     def check(self, name: str, info: Any = None) -> list[Any]:
         """Exchange every rank's status (and a small picklable ``info``); raise if any rank failed.

@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 import mdt_tensor as mt
@@ -111,4 +112,58 @@ def run_all(rank: int, world: int, workdir: Path) -> dict[str, Any]:
         out["fail_map"] = None
     except md.DistributedJobError as exc:
         out["fail_map"] = {"message": str(exc), "failures": exc.failures}
+    out["cli"] = _cli(rank, world, workdir)
+    return out
+
+
+# ----------------------------------------------------------------------------- the CLI's pieces
+
+SNAPSHOTS = 5
+
+
+def write_snapshots(folder: Path) -> list[Path]:
+    """A series of ``.npz`` snapshots (``S`` stake, ``W`` u16 weights), as ``mdt-tensor epoch --snapshot`` reads."""
+    state = make_state(SNAPSHOTS, 8, seed=7)
+    paths = []
+    for i in range(SNAPSHOTS):
+        path = folder / f"sn-{i:03d}.npz"
+        np.savez(path, S=state.stake[i].numpy(), W=state.weights[i].numpy())
+        paths.append(path)
+    return paths
+
+
+def snapshot_rows(path: Path) -> list[str]:
+    """One job: read a snapshot, run its epoch, return export rows (what a replay exports)."""
+    with np.load(path) as data:
+        state = mt.yuma.SubnetState(weights=torch.from_numpy(data["W"]), stake=torch.from_numpy(data["S"]))
+    result = mt.yuma.epoch(state, exact=True)
+    return [f"{path.name},{uid},{float(i)!r},{float(d)!r},{int(e)}" for uid, (i, d, e) in
+            enumerate(zip(result.incentive_float, result.dividends_float, result.emission))]
+
+
+def write_rows(rows: list[list[str]], target: Path) -> None:
+    target.write_text("file,uid,incentive,dividends,emission\n" + "".join(line + "\n" for job in rows for line in job))
+
+
+def _cli(rank: int, world: int, workdir: Path) -> dict[str, Any]:
+    from mdt_tensor.cli import distributed as cli
+
+    env = cli.init_from_env()  # the group the launcher created
+    out: dict[str, Any] = {"env": (env.rank, env.world_size, env.backend, env.owns_group)}
+    single = big_subnet()
+    out["epoch_single"] = cli.epoch_job(single, None, mt.yuma.YumaParams(), 10**9, env, exact=True)
+    state, updates = batch_inputs()
+    out["epoch_batch"] = cli.epoch_job(state, updates, mt.yuma.YumaParams(), 10**9, env, exact=True)
+    paths = sorted(workdir.glob("sn-*.npz"))
+    rows = cli.map_files(paths, snapshot_rows, env)
+    cli.write_on_root(workdir / "export.csv", lambda target: write_rows(rows or [], target), env)
+
+    def broken(target: Path) -> None:
+        target.write_text("half a file")
+        raise OSError("disk full")
+    try:
+        cli.write_on_root(workdir / "broken.csv", broken, env)
+        out["broken"] = None
+    except md.DistributedJobError as exc:
+        out["broken"] = str(exc)
     return out
