@@ -33,6 +33,9 @@ __all__ = ["DistEnv", "init_from_env", "close", "add_arguments", "epoch_job", "m
 R = TypeVar("R")
 Backend = Literal["auto", "gloo", "nccl"]
 _TORCHRUN_VARIABLES = ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
+#: The SubnetState fields a single subnet holds per uid (they gain a job axis of one).
+_BATCHED = ("weights", "stake", "last_update", "block_at_registration", "validator_permit", "bonds",
+            "weights_present", "previous_consensus")
 
 
 @dataclass(frozen=True)
@@ -145,10 +148,6 @@ def epoch_job(
         return run.results
     axis = 0 if weight_updates is None else 1
     return yuma.EpochResult(**{name: value.squeeze(axis) for name, value in vars(run.results).items()})
-
-
-_BATCHED = ("weights", "stake", "last_update", "block_at_registration", "validator_permit", "bonds",
-            "weights_present", "previous_consensus")
 
 
 def map_files(paths: Sequence[Path], job: Callable[[Path], R], env: DistEnv) -> list[R] | None:

@@ -5,7 +5,8 @@ initialised process group (gloo on CPU, NCCL on GPU, launched by ``torchrun``) a
 results, or writes them per rank (``out_dir``); ``map_jobs`` does the same for any per-job
 function (one job per snapshot file). ``column_sharded_epoch`` spreads one subnet's neuron
 columns over the ranks. Results equal a single-process run, bit for bit in exact mode; a rank
-that fails makes every rank raise :class:`DistributedJobError` naming it.
+that fails makes every rank raise :class:`DistributedJobError` naming it. Design notes, README
+text and the CLI wiring: ``docs/design/distributed.md``.
 """
 
 from __future__ import annotations

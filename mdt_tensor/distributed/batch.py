@@ -23,7 +23,7 @@ import torch
 from torch import Tensor
 
 from .. import yuma
-from ..errors import ShapeError, ValueRangeError
+from ..errors import DTypeError, ShapeError, ValueRangeError
 from . import files
 from .comm import Guard, shard_range
 
@@ -67,7 +67,7 @@ def _is_array(x: Any) -> bool:
 
 def _job_count(state: yuma.SubnetState) -> int:
     if not isinstance(state, yuma.SubnetState):
-        raise TypeError(f"Expected `state` to be a mt.yuma.SubnetState, but got {type(state).__name__}.")
+        raise DTypeError(f"Expected `state` to be a mt.yuma.SubnetState, but got {type(state).__name__}.")
     shape = tuple(np.shape(state.weights))
     if len(shape) < 3:
         raise ShapeError(f"Expected `state.weights` of shape (jobs, *, n, n) with a leading job axis, but got {shape}.")
@@ -100,8 +100,7 @@ def _as_fields(obj: Any, axis: int) -> dict[str, Tensor]:
         value = getattr(obj, f.name)
         if value is None or isinstance(value, (int, float)):
             continue
-        t = torch.as_tensor(value)
-        out[f.name] = t.movedim(axis, 0) if t.ndim > axis else t.reshape(1)
+        out[f.name] = torch.as_tensor(value).movedim(axis, 0)
     return out
 
 
@@ -218,8 +217,9 @@ def run_epochs(
         gather: ``"all"``: every rank gets every job's results; ``"root"``: rank 0 only;
             ``"none"``: each rank keeps its own jobs' results.
         local: ``state``, ``weight_updates`` and ``emission`` hold this rank's jobs only.
-        out_dir: write the results as part files there instead of gathering them; rank 0 writes
-            the manifest only after every rank succeeded (see ``files.py``).
+        out_dir: write the results as part files there instead of gathering them (``gather`` is
+            then ignored); rank 0 writes the manifest only after every rank succeeded, and a
+            failed run leaves neither manifest nor parts (see ``files.py``).
         chunk_jobs: run this rank's jobs this many at a time (bounds memory with ``out_dir``).
         device: where this rank computes (default: the current CUDA device under NCCL, else
             the CPU). Gathered results are on the group's communication device.
@@ -255,6 +255,8 @@ def run_epochs(
         total = counts[0]
         mine = shard_range(total, rank, world)
         first = mine.start
+    if total == 0:
+        raise ShapeError("Expected at least one job in the batch, but the ranks hold none.")
     shares = [len(shard_range(total, r, world)) for r in range(world)] if not local else counts
     job_axis = 0 if weight_updates is None else 1
 
@@ -266,7 +268,8 @@ def run_epochs(
         lambda: ({}, {}),
     )
     specs = _specs(result, "result.") + _specs(final, "final.")
-    payload = _pack([*result.values(), *final.values()]) if gather != "none" and folder is None else _pack([])
+    sending = gather != "none" and folder is None
+    payload = guard.run(lambda: _pack([*result.values(), *final.values()] if sending else []), lambda: _pack([]))
     jobs_range = range(first, first + len(mine))
     if folder is not None:
         try:
