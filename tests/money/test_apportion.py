@@ -1,4 +1,5 @@
-"""apportion, split_emission, distribute_emission, sum_wei: against Python Fraction references."""
+"""apportion: against Python Fraction references (exact paths bit for bit, the quota property for
+any floats, batch == loop, extremes, array types, devices and errors)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,6 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-import mdt_tensor as mt
 from mdt_tensor import (
     DTypeError,
     ShapeError,
@@ -18,51 +18,15 @@ from mdt_tensor import (
     WeightError,
     WeiOverflowError,
     apportion,
-    distribute_emission,
-    split_emission,
-    sum_wei,
 )
 from tests.helpers import ARRAY_KINDS, DEVICES, assert_kind, to_kind, to_numpy
+from tests.money.apportion_reference import assert_quota, floors, hamilton, integer_hamilton
 
 INT64_MAX = 2**63 - 1
 TOTALS = st.one_of(
     st.sampled_from([0, 1, 10**9, 21 * 10**15, 2**53 + 1, INT64_MAX]),
     st.integers(0, INT64_MAX),
 )
-
-
-def exact_shares(total: int, weights: list) -> list[Fraction]:
-    values = [Fraction(w) for w in weights]
-    weight_sum = sum(values)
-    return [total * v / weight_sum for v in values]
-
-
-def hamilton(total: int, weights: list) -> tuple[list[int], int]:
-    """Largest remainder, slowly and obviously: floors, then +1 by remainder, ties to the lower index."""
-    shares = exact_shares(total, weights)
-    parts = [s.numerator // s.denominator for s in shares]
-    left = total - sum(parts)
-    order = sorted(range(len(parts)), key=lambda i: (-(shares[i] - parts[i]), i))
-    for i in order[:left]:
-        parts[i] += 1
-    return parts, 0
-
-
-def floors(total: int, weights: list) -> tuple[list[int], int]:
-    parts = [s.numerator // s.denominator for s in exact_shares(total, weights)]
-    return parts, total - sum(parts)
-
-
-def assert_quota(total: int, weights: list, parts: list[int], slack: Fraction = Fraction(0)) -> None:
-    assert sum(parts) == total
-    for i, (p, share) in enumerate(zip(parts, exact_shares(total, weights))):
-        assert abs(p - share) < 1 + slack, (i, p, float(share))
-        if weights[i] == 0:
-            assert p == 0
-    order = sorted(range(len(weights)), key=lambda i: Fraction(weights[i]))
-    for lo, hi in zip(order, order[1:]):  # a larger weight never gets less
-        if Fraction(weights[hi]) > Fraction(weights[lo]):
-            assert parts[hi] >= parts[lo]
 
 
 def nonzero(values: list) -> bool:
@@ -219,17 +183,6 @@ def test_a_million_recipients() -> None:
     assert int(np.abs((parts.numpy() - (total * w.double() / w.double().sum()).numpy()))[:].max()) <= 2
 
 
-def integer_hamilton(total: int, q: list[int]) -> list[int]:
-    """Largest remainder for integer weights in Python ints: floors, then +1 by remainder, ties to the lower index."""
-    q_sum = sum(q)
-    parts = [total * x // q_sum for x in q]
-    remainders = [total * x % q_sum for x in q]
-    order = sorted(range(len(q)), key=lambda i: (-remainders[i], i))
-    for i in order[: total - sum(parts)]:
-        parts[i] += 1
-    return parts
-
-
 @pytest.mark.parametrize("shape", [(1, 300_001), (300, 2_049)])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.int64])
 @pytest.mark.parametrize("method", ["largest_remainder", "floor"])
@@ -330,95 +283,6 @@ def test_input_weights_are_not_modified() -> None:
     assert torch.equal(w, before)
 
 
-# ---------------------------------------------------------------------------------------------
-# emission
-
-
-@pytest.mark.parametrize(
-    "total, split, expected",
-    [(25, 5, [5, 5, 5, 5, 5]), (10, 4, [4, 2, 2, 2]), (19, [3450, 6899, 10348, 17247, 27594], [1, 2, 3, 5, 8])],
-)
-def test_split_emission_chain_vectors(total: int, split: object, expected: list[int]) -> None:
-    split_arg = torch.tensor(split) if isinstance(split, list) else split
-    assert split_emission(total, split_arg).tolist() == expected  # type: ignore[arg-type]
-
-
-@given(st.integers(0, INT64_MAX), st.lists(st.integers(0, 65535), min_size=1, max_size=8))
-def test_split_emission_matches_the_chain_rule(total: int, split: list[int]) -> None:
-    if sum(split) > 65535:
-        split = [s * 65535 // sum(split) for s in split]
-    parts = split_emission(total, torch.tensor(split)).tolist()
-    expected = [total * s // 65535 for s in split]
-    expected[0] += total - sum(expected)
-    assert parts == expected
-
-
-def test_split_emission_batched_and_errors() -> None:
-    out = split_emission(torch.tensor([10, 19]), torch.tensor([3450, 6899, 10348, 17247, 27594]))
-    assert out.tolist()[1] == [1, 2, 3, 5, 8] and out.sum(-1).tolist() == [10, 19]
-    with pytest.raises(ValueRangeError):
-        split_emission(10, torch.tensor([70000]))
-    with pytest.raises(ValueRangeError, match="65535"):
-        split_emission(10, torch.tensor([65535, 65535]))
-    with pytest.raises(ValueRangeError):
-        split_emission(10, 0)
-
-
-@given(
-    st.integers(0, 10**18),
-    st.lists(st.tuples(st.integers(0, 65535), st.integers(0, 65535)), min_size=1, max_size=8).filter(
-        lambda pairs: any(a or b for a, b in pairs)
-    ),
-)
-def test_distribute_emission_is_exact(emission: int, pairs: list[tuple[int, int]]) -> None:
-    incentive = [a for a, _ in pairs]
-    dividends = [b for _, b in pairs]
-    out = distribute_emission(emission, torch.tensor(incentive), torch.tensor(dividends))
-    expected = hamilton(emission, incentive + dividends)[0]
-    assert out.server.tolist() + out.validator.tolist() == expected and int(out.dust) == 0
-    chain = distribute_emission(emission, torch.tensor(incentive), torch.tensor(dividends), method="floor")
-    floored = floors(emission, incentive + dividends)
-    assert chain.server.tolist() + chain.validator.tolist() == floored[0] and int(chain.dust) == floored[1]
-
-
-def test_distribute_emission_fifty_fifty_and_batch() -> None:
-    incentive = torch.tensor([[0.5, 0.5, 0.0], [1.0, 0.0, 0.0]])
-    dividends = torch.tensor([[0.0, 0.25, 0.75], [0.0, 0.0, 1.0]])
-    out = distribute_emission(torch.tensor([1000, 7]), incentive, dividends)
-    assert out.server.tolist() == [[250, 250, 0], [4, 0, 0]]
-    assert out.validator.tolist() == [[0, 125, 375], [0, 0, 3]]
-    assert (out.server.sum(-1) + out.validator.sum(-1)).tolist() == [1000, 7]
-
-
-def test_distribute_emission_without_weights_pays_validators_by_stake() -> None:
-    zeros = torch.zeros(3)
-    out = distribute_emission(100, zeros, zeros, active_stake=torch.tensor([0.0, 0.0, 0.0]), stake=torch.tensor([1.0, 3.0, 0.0]))
-    assert out.server.tolist() == [0, 0, 0] and out.validator.tolist() == [25, 75, 0]
-    out = distribute_emission(100, zeros, zeros, active_stake=torch.tensor([1.0, 0.0, 1.0]), stake=torch.tensor([1.0, 3.0, 0.0]))
-    assert out.validator.tolist() == [50, 0, 50]
-    with pytest.raises(WeightError, match="active_stake"):
-        distribute_emission(100, zeros, zeros)
-
-
-def test_distribute_emission_errors() -> None:
-    with pytest.raises(ShapeError):
-        distribute_emission(1, torch.ones(3), torch.ones(2))
-    with pytest.raises(DTypeError):
-        distribute_emission(1, torch.ones(3), torch.ones(3, dtype=torch.int64))
-    with pytest.raises(ValueRangeError):
-        distribute_emission(1, torch.tensor([1.0, float("nan")]), torch.ones(2))
-
-
-def test_sum_wei_guards_overflow_and_names_the_row() -> None:
-    assert sum_wei(torch.tensor([[2**62, 2**62 - 1], [-5, 3]])).tolist() == [INT64_MAX, -2]
-    with pytest.raises(WeiOverflowError, match=r"\(1,\)"):
-        sum_wei(torch.tensor([[1, 2], [2**62, 2**62]]))
-    with pytest.raises(WeiOverflowError):
-        sum_wei(np.array([-(2**62), -(2**62), -1]))
-    assert isinstance(sum_wei(np.array([[1, 2]])), np.ndarray)
-    assert mt.sum_wei(torch.tensor([[1, 2], [3, 4]]), dim=0).tolist() == [4, 6]
-
-
 @pytest.mark.parametrize(
     "dtype",
     [torch.uint8, torch.int16, torch.int32, torch.int64, torch.float16, torch.bfloat16, torch.float32, torch.float64],
@@ -436,3 +300,11 @@ def test_numpy_uint16_weights_and_numpy_totals() -> None:
     parts, dust = apportion(np.array([10, 7]), weights)
     assert isinstance(parts, np.ndarray) and parts.tolist() == [[10, 0, 0], [3, 2, 2]]
     assert dust.tolist() == [0, 0]
+
+
+def test_option_strings_use_check_choice() -> None:
+    w = torch.tensor([1.0, 2.0])
+    with pytest.raises(ValueRangeError, match="zero_weights"):
+        apportion(10, w, zero_weights="skip")  # type: ignore[arg-type]
+    with pytest.raises(ValueRangeError, match="method"):
+        apportion(10, w, method=None)  # type: ignore[arg-type]
