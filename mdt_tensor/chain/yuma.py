@@ -52,7 +52,7 @@ from .fixed import (
     fx_to_u16,
     normalize_i64f64_to_i32f32,
 )
-from ..money.rewards import apportion
+from ..money.apportion import apportion
 
 __all__ = ["YumaParams", "SubnetState", "EpochResult", "epoch", "next_state", "run_epochs"]
 
