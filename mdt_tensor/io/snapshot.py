@@ -78,6 +78,11 @@ def _fail(source: str, name: str, message: str) -> SnapshotError:
     return SnapshotError(f"{source}: field `{name}`: {message}")
 
 
+def _show(value: Any) -> str:
+    """A numpy scalar as plain Python text (``0.5``, ``nan``), not ``np.float64(0.5)``."""
+    return repr(value.item() if isinstance(value, np.generic) else value)
+
+
 def _first(mask: np.ndarray) -> tuple[int, ...]:
     """Row-major index of the first true element of a non-empty ``mask`` that has one."""
     flat = int(np.argmax(mask.reshape(-1)))
@@ -115,7 +120,7 @@ def numeric_array(value: Any, source: str, name: str, shape: tuple[int | None, .
         bad = ~np.isfinite(value)
         if bad.any():
             index = _first(bad)
-            raise _fail(source, name, f"holds {value[index]!r} at index {index}; expected finite numbers")
+            raise _fail(source, name, f"holds {_show(value[index])} at index {index}; expected finite numbers")
     return value
 
 
@@ -123,7 +128,7 @@ def _check_range(values: np.ndarray, source: str, name: str, low: int, high: int
     bad = (values < low) | (values > high)
     if bad.any():
         index = _first(bad)
-        raise _fail(source, name, f"holds {values[index]!r} at index {index}; expected values in [{low}, {high}]")
+        raise _fail(source, name, f"holds {_show(values[index])} at index {index}; expected values in [{low}, {high}]")
 
 
 def _whole(values: np.ndarray, source: str, name: str) -> np.ndarray:
@@ -132,10 +137,10 @@ def _whole(values: np.ndarray, source: str, name: str) -> np.ndarray:
         bad = values != np.floor(values)
         if bad.any():
             index = _first(bad)
-            raise _fail(source, name, f"holds {values[index]!r} at index {index}; expected whole numbers")
+            raise _fail(source, name, f"holds {_show(values[index])} at index {index}; expected whole numbers")
         if values.size and np.abs(values).max() >= 2.0**63:
             index = _first(np.abs(values) >= 2.0**63)
-            raise _fail(source, name, f"holds {values[index]!r} at index {index}; too large for int64")
+            raise _fail(source, name, f"holds {_show(values[index])} at index {index}; too large for int64")
     return values.astype(np.int64)
 
 
@@ -232,7 +237,7 @@ def stake_to_rao(stake: np.ndarray, source: str = "<array>", name: str = "stake"
         rao.append((2 * num * 10**9 + den) // (2 * den))
     if rao and max(rao) > _INT64_MAX:
         index = int(np.argmax(np.array([r > _INT64_MAX for r in rao])))
-        raise _fail(source, name, f"holds {stake[index]!r} tokens at index {index}; too large for int64 rao")
+        raise _fail(source, name, f"holds {_show(stake[index])} tokens at index {index}; too large for int64 rao")
     result = np.array(rao, dtype=np.int64)
     return result, int(((stake > 0) & (result == 0)).sum())
 
