@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 import json
 import pickle
+import re
 import zipfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -136,6 +137,15 @@ def _simulator_allow_list() -> list[Any]:
     return allowed
 
 
+def _weights_only_reason(text: str) -> str:
+    """The line of torch's long ``weights_only`` message that names what was refused (it varies by version)."""
+    boilerplate = ("Weights only load failed", "Check the documentation", "(1)", "(2)", "Please file an issue")
+    lines = [line.strip() for line in text.splitlines()]
+    useful = [line for line in lines if line and not line.startswith(boilerplate)]
+    reason = (useful or lines or ["unreadable"])[0].removeprefix("WeightsUnpickler error: ")
+    return re.split(r" was not an allowed global|\. Please use", reason)[0].rstrip(".")[:200]
+
+
 def read_simulator_pt(path: str | Path) -> Snapshot:
     """The open-source Yuma simulator's ``torch.save`` dict ``{netuid, block, S, W, hotkeys}``.
 
@@ -150,9 +160,10 @@ def read_simulator_pt(path: str | Path) -> Snapshot:
         with torch.serialization.safe_globals(_simulator_allow_list()):
             obj = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        text = str(exc)
-        refused = next((line.strip() for line in text.splitlines() if "got <" in line or "Unsupported global" in line), "")
-        raise SnapshotError(f"{path}: refused by torch.load(weights_only=True): {refused or text.splitlines()[0][:160]}") from None
+        raise SnapshotError(
+            f"{path}: refused by torch.load(weights_only=True): {_weights_only_reason(str(exc))}; a snapshot may hold "
+            "only numpy arrays and plain data, and nothing from the file is run"
+        ) from None
     except Exception as exc:  # a truncated zip, not a torch file, ...
         detail = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
         raise SnapshotError(f"{path}: not a readable torch.save file ({detail})") from None

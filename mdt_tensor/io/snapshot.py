@@ -101,7 +101,7 @@ def numeric_array(value: Any, source: str, name: str, shape: tuple[int | None, .
         try:
             value = np.asarray(value)
         except (ValueError, TypeError, OverflowError) as exc:
-            raise _fail(source, name, f"is not a regular array of numbers ({exc})") from None
+            raise _fail(source, name, f"is not a regular array of numbers ({str(exc).split('.')[0][:100]})") from None
     kind = value.dtype.kind
     if kind == "c":
         raise _fail(source, name, f"holds complex numbers (dtype {value.dtype}); expected real numbers")
@@ -124,11 +124,12 @@ def numeric_array(value: Any, source: str, name: str, shape: tuple[int | None, .
     return value
 
 
-def _check_range(values: np.ndarray, source: str, name: str, low: int, high: int) -> None:
+def _check_range(values: np.ndarray, source: str, name: str, low: float, high: float) -> None:
     bad = (values < low) | (values > high)
     if bad.any():
         index = _first(bad)
-        raise _fail(source, name, f"holds {_show(values[index])} at index {index}; expected values in [{low}, {high}]")
+        wanted = "non-negative values" if low == 0 and high == np.inf else f"values in [{low}, {high}]"
+        raise _fail(source, name, f"holds {_show(values[index])} at index {index}; expected {wanted}")
 
 
 def _whole(values: np.ndarray, source: str, name: str) -> np.ndarray:
@@ -182,7 +183,7 @@ def weights_to_u16(weights: np.ndarray, source: str = "<array>", name: str = "we
     if weights.dtype.kind in "iu":
         _check_range(weights, source, name, 0, U16_MAX)
         return weights.astype(np.int64)
-    _check_range(weights, source, name, 0, np.inf)  # type: ignore[arg-type]
+    _check_range(weights, source, name, 0, np.inf)
     w = weights.astype(np.float64)
     top = w.max(axis=-1, keepdims=True) if w.size else np.zeros((*w.shape[:-1], 1))
     scaled = np.floor(w / np.where(top > 0, top, 1.0) * U16_MAX + 0.5)
@@ -226,7 +227,7 @@ def stake_to_rao(stake: np.ndarray, source: str = "<array>", name: str = "stake"
         ([1500000000, 0, 0], 1)
     """
     stake = numeric_array(stake, source, name, (None,))
-    _check_range(stake, source, name, 0, np.inf)  # type: ignore[arg-type]
+    _check_range(stake, source, name, 0, np.inf)
     if stake.dtype.kind in "iu":
         if stake.dtype == np.uint64 and stake.size and int(stake.max()) > _INT64_MAX:
             raise _fail(source, name, f"holds {int(stake.max())} rao; too large for int64")
