@@ -99,7 +99,7 @@ def _format(path: Path) -> str:
     return kind
 
 
-def _write_parquet(rows: list[Mapping[str, Any]], columns: list[str], tmp: Path) -> None:
+def _write_parquet(rows: list[dict[str, Any]], columns: list[str], tmp: Path) -> None:
     try:
         import pyarrow as pa
         import pyarrow.parquet as pq
@@ -129,11 +129,6 @@ def write_table(rows: Iterable[Mapping[str, Any]], path: str | Path) -> Path:
     for row in materialised:
         seen.update(dict.fromkeys(row))
     columns = [c for c in TABLE_COLUMNS if c in seen] + [c for c in seen if c not in TABLE_COLUMNS]
-    if kind == "parquet":
-        try:
-            import pyarrow  # noqa: F401  (checked before the temporary file exists)
-        except ImportError:
-            raise MissingExtraError("writing Parquet needs pyarrow: pip install pyarrow (or write .csv / .jsonl)") from None
     with atomic_path(path) as tmp:
         if kind == "parquet":
             _write_parquet(materialised, columns, tmp)
