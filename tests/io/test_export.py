@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import json
+import os
 import struct
 import sys
 import zlib
@@ -70,6 +71,15 @@ def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path: Path) -> 
         write_table(rows, target)
     assert target.read_text() == "the previous, complete result\n"
     assert [p.name for p in tmp_path.iterdir()] == ["t.jsonl"]
+
+
+def test_written_files_get_ordinary_permissions(tmp_path: Path) -> None:
+    umask = os.umask(0o022)
+    try:
+        path = write_table(_rows(), tmp_path / "t.csv")
+    finally:
+        os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o644  # not mkstemp's private 0600
 
 
 def test_unknown_extension_is_refused(tmp_path: Path) -> None:
