@@ -10,6 +10,7 @@ wrong (``--debug`` shows the traceback instead).
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import sys
 from pathlib import Path
@@ -134,18 +135,13 @@ def _check_outputs(args: argparse.Namespace) -> None:
     if args.out is not None:
         if args.out.suffix.lower() not in _TABLE_SUFFIXES:
             raise ValueRangeError(f"--out {args.out}: unknown table format; use .csv, .jsonl or .parquet")
-        if args.out.suffix.lower() == ".parquet":
-            try:
-                import pyarrow  # noqa: F401
-            except ImportError:
-                raise MissingExtraError("--out *.parquet needs pyarrow: pip install pyarrow (or use .csv / .jsonl)") from None
+        if args.out.suffix.lower() == ".parquet" and importlib.util.find_spec("pyarrow") is None:
+            raise MissingExtraError("--out *.parquet needs pyarrow: pip install pyarrow (or use .csv / .jsonl)")
     if args.plot is not None:
         if args.plot.suffix.lower() != ".png":
             raise ValueRangeError(f"--plot {args.plot}: the plot is written as PNG; name it *.png")
-        try:
-            import matplotlib  # noqa: F401
-        except ImportError:
-            raise MissingExtraError("--plot needs matplotlib: pip install 'mdt-tensor[plot]'") from None
+        if importlib.util.find_spec("matplotlib") is None:
+            raise MissingExtraError("--plot needs matplotlib: pip install 'mdt-tensor[plot]'")
 
 
 # =============================================================================== report

@@ -5,7 +5,7 @@ epoch per snapshot with that snapshot's weights, stake and activity, carrying th
 epoch's bonds, validator permits and consensus (as the chain carries its storage). A uid whose
 hotkey differs from the previous snapshot's (or that is new) was re-registered: its bonds row
 and column start from zero and, unless the file says when, it counts as registered the block
-after the previous snapshot. Where a file holds the chain's outputs, the replay reports how far
+after the previous snapshot. Files without hotkeys reveal only new uids, not replaced ones. Where a file holds the chain's outputs, the replay reports how far
 its own are from them, in u16 units, per field.
 """
 
