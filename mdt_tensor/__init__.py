@@ -62,7 +62,7 @@ _LAZY_NAMES = {
 }
 
 #: Sub-packages imported on first access.
-_LAZY_MODULES = ("aio", "memory", "feed", "distributed")
+_LAZY_MODULES = ("aio", "memory", "feed", "distributed", "io")
 
 
 def _unique(*groups: Any) -> list[str]:

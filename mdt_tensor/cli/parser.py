@@ -13,12 +13,12 @@ import sys
 import torch
 
 from ..errors import MdtError
-from . import epoch, info, serve_weights
+from . import epoch, info, replay, serve_weights
 
 __all__ = ["build_parser", "main"]
 
 #: The subcommand modules, in the order ``--help`` lists them.
-_COMMANDS = (epoch, info, serve_weights)
+_COMMANDS = (epoch, replay, serve_weights, info)
 
 _EPILOG = "examples:\n" + "".join(command.EXAMPLES for command in _COMMANDS)
 

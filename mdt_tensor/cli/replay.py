@@ -26,14 +26,15 @@ from ..io.export import replay_rows, write_table
 from ..io.hyperparams import chain_fields, params_from_chain
 from ..io.series import ReplayResult, read_series, replay
 
-__all__ = ["add_replay_parser", "run_replay", "parse_emission"]
+__all__ = ["EXAMPLES", "add_parser", "add_replay_parser", "run_replay", "parse_emission"]
 
-_EPILOG = """\
-examples:
+EXAMPLES = """\
   mdt-tensor replay sn15.npz                           one snapshot, one exact epoch
   mdt-tensor replay ~/.bittensor/metagraphs/network-finney/netuid-15/ --out sn15.csv --plot sn15.png
   mdt-tensor replay snaps/ --hyperparameters hp.json --emission "0.5 MDT" --payout exact --out rows.parquet
 """
+
+_EPILOG = "examples:\n" + EXAMPLES
 
 _TABLE_SUFFIXES = (".csv", ".jsonl", ".ndjson", ".parquet")
 _SHOWN_EPOCHS = 10
@@ -56,6 +57,11 @@ def parse_emission(text: str) -> int:
     if not 0 <= wei < 2**63:
         raise ValueRangeError(f"Expected an emission in [0, 2**63) wei, but got {wei} wei.")
     return int(wei)
+
+
+def add_parser(commands: Any, epilog: str) -> None:
+    """Add the ``replay`` subcommand to ``commands`` (the ``mdt-tensor`` parser's subparsers action)."""
+    add_replay_parser(commands)
 
 
 def add_replay_parser(subparsers: Any) -> argparse.ArgumentParser:
