@@ -16,7 +16,7 @@ import mdt_tensor as mt
 import mdt_tensor.consensus as consensus_module
 from mdt_tensor.errors import DTypeError, ShapeError, ValueRangeError
 from tests.helpers import ARRAY_KINDS, DEVICES, assert_kind, to_kind, to_numpy
-from tests import yuma_reference as chain
+from tests.chain import yuma_reference as chain
 
 ONE = 1 << 32
 #: The numpy engine runs on CPU tensors; the torch engine is the one GPUs use. Both are checked.
