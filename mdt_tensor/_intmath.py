@@ -1,6 +1,6 @@
 """Exact ``floor(a * b / c)`` on int64 tensors when ``a * b`` does not fit in 64 bits.
 
-Money (``rewards.py``) and the chain's fixed point (``fixed.py``) both need this product-then-
+Money (``money/apportion``) and the chain's fixed point (``chain/fixed``) both need this product-then-
 divide, batched and with the same bits on CPU and CUDA. Python ints would be exact but neither
 batched nor on a GPU, and float64 is neither exact above 2**53 nor order-independent, so the
 division is done by long division over k-bit digits of ``b`` (``spec/exact-arithmetic.md`` 2.3):

@@ -4,7 +4,7 @@ This is a line-by-line transcription (in Python, with Python ints) of subtensor'
 ``epoch_mechanism`` (``pallets/subtensor/src/epoch/run_epoch/epoch_mechanism.rs``) and the math helpers
 it calls (``epoch/math/*.rs``, ``run_epoch/bonds_ema_liquid_alpha.rs``,
 ``run_epoch/weights_bonds_loaders.rs``), plus ``substrate_fixed``'s ``exp`` used by the liquid-alpha
-sigmoid.  It follows spec ``yuma.md`` B.0-B.5 and B.7.  It deliberately imports nothing from
+sigmoid.  Our notes on it: ``docs/design/yuma-epoch.md``.  It deliberately imports nothing from
 ``mdt_tensor``: the tensor epoch is tested against it.
 
 Fixed-point values are Python ints holding the raw bits:
@@ -26,16 +26,16 @@ Input conventions (documented choices where a dense input cannot express the cha
 
 * ``weights`` is a dense ``n x n`` grid of the stored u16 values.  Every cell of a row is a stored
   ``(j, w)`` entry, explicit zeros included (what a validator listing every uid produces), unless
-  ``weights_present[i][j]`` is False (spec B.7 "Dense inputs cannot say absent").
+  ``weights_present[i][j]`` is False (``docs/design/yuma-epoch.md``, "Sparse and dense").
 * ``bonds`` is a dense ``n x n`` grid of stored u16 bonds.  Only nonzero cells become stored entries.
   The chain can store explicit ``(j, 0)`` bonds (``fixed_proportion_to_u16`` of a tiny positive EMA
   value), but a zero-valued stored bond and an absent one give identical results in every bond path
   (column sums, EMAs and the liquid-alpha lookup all treat both as 0), so the choice is immaterial.
 * Stake is raw integer stake; ``S'_i = stake_i`` (no root / tao weighting).  ``last_tempo = block - tempo``
-  (the chain's value when ``LastMechansimStepBlock`` is 0; spec B.7).  Commit-reveal is off.
+  (the chain's value when ``LastMechansimStepBlock`` is 0).  Commit-reveal is off.
 * ``owner_uid = -1`` means the subnet has no owner uid.
 
-``RefParams.path = "dense"`` runs the chain's test-only ``epoch_dense_mechanism`` instead (spec B.7's
+``RefParams.path = "dense"`` runs the chain's test-only ``epoch_dense_mechanism`` instead (its
 divergences: no owner exemption / permit forcing / self-weight, every cell decays in the Yuma 3 EMA, and
 a uid that neither had nor gets a permit keeps its stored bonds row).
 
@@ -436,7 +436,7 @@ def mat_ema_sparse(new: Sparse, old: Sparse, alpha: int) -> Sparse:
 
 
 def mat_ema_alpha_sparse(new: Sparse, old: Sparse, alpha: list[list[int]]) -> Sparse:
-    """``mat_ema_alpha_sparse``: output only for cells present in ``new`` (spec B.7):
+    """``mat_ema_alpha_sparse``: output only for cells present in ``new`` (``docs/design/yuma-epoch.md``, "Sparse and dense"):
     ``min(1, (1-a)*old + max(0, a*new))``, keeping values > 0."""
     result: Sparse = []
     for new_row, old_row, alpha_row in zip(new, old, alpha):
@@ -512,7 +512,7 @@ def bonds_moving_average_alpha(bonds_moving_average: int) -> int:
 
 @dataclass
 class RefParams:
-    """Hyperparameters in the chain's storage units, runtime defaults (spec B.1)."""
+    """Hyperparameters in the chain's storage units, runtime defaults."""
 
     kappa: int = 32767
     bonds_penalty: int = 65535
@@ -778,7 +778,7 @@ def _reference_epoch_dense(weights: list[list[int]], stake: list[int], last_upda
                            block_at_registration: list[int], validator_permit: list[bool], bonds: list[list[int]],
                            block: int, owner_uid: int, p: RefParams, emission: int,
                            previous_consensus: list[int] | None, weights_present: list[list[bool]] | None) -> dict:
-    """``epoch_dense_mechanism``.  Differences from the sparse path (spec B.7): no owner exemption from the
+    """``epoch_dense_mechanism``.  Differences from the sparse path (``docs/design/yuma-epoch.md``, "Sparse and dense"): no owner exemption from the
     stake threshold, no owner permit forcing, the whole diagonal masked (the owner's self-weight too), every
     cell present (a dense matrix cannot tell absent from zero, so the Yuma 3 EMA decays every cell), and a uid
     that neither had nor gets a permit keeps its stored bonds row unchanged."""

@@ -1,4 +1,4 @@
-"""``mt.yuma.epoch`` against the independent pure-Python reference (``tests/yuma_reference.py``).
+"""``mt.yuma.epoch`` against the independent pure-Python reference (``tests/chain/yuma_reference.py``).
 
 Random small subnets (hypothesis) cover every branch of the epoch: activity and outdated masks, stake
 threshold with the owner exemption, permits by top-k with ties, the owner's self-weight, Yuma 3 with and
@@ -33,7 +33,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 import mdt_tensor as mt
-from tests.yuma_reference import ChainSim, RefParams, reference_epoch
+from tests.chain.yuma_reference import ChainSim, RefParams, reference_epoch
 
 yuma = getattr(mt, "yuma", None)
 if yuma is None or not all(hasattr(yuma, name) for name in ("epoch", "SubnetState", "YumaParams")):
@@ -474,7 +474,7 @@ def test_fast_epoch_within_tolerance_of_reference(case: Case) -> None:
 
 def _pre_floor_shares(ref: dict, case: Case) -> tuple[list[Fraction], list[Fraction]]:
     """The chain's server / validator shares before its floor: ``bits * E / 2**32`` (exact rationals)."""
-    from tests import yuma_reference as R
+    from tests.chain import yuma_reference as R
 
     inc, div = ref["incentive_bits"], ref["dividends_bits"]
     total = sum(R.sat_add(a, b) for a, b in zip(inc, div))

@@ -300,7 +300,7 @@ def test_col_max_upscale(rows: list[list[int]]) -> None:
 def test_stake_normalisation_spec_example() -> None:
     bits = mt.normalize_i64f64_to_i32f32(torch.full((10,), 7_000_000_000, dtype=torch.int64))
     assert bits.tolist() == [429496729] * 10
-    # multiplying by 1e9 gives 99,999,999, not 100,000,000 (spec B.0)
+    # multiplying by 1e9 gives 99,999,999, not 100,000,000 (docs/design/yuma-epoch.md, step 4)
     assert (429496729 * 10**9) >> 32 == 99_999_999
 
 

@@ -3,7 +3,7 @@
 Bit-for-bit agreement with the chain is tested against a separate transcription of the chain's
 sparse epoch in ``tests/test_yuma_vs_reference.py``; here the checks are the properties a user
 relies on (conservation, batch == loop, padded == alone, exact ~ fast, CPU == CUDA) plus small
-cases worked out by hand from the spec.
+cases worked out by hand from the chain's rules (docs/design/yuma-epoch.md).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import mdt_tensor as mt
 from mdt_tensor.chain.yuma import EpochResult, SubnetState, YumaParams, epoch, next_state, run_epochs
 from tests.helpers import ARRAY_KINDS, DEVICES, assert_kind, to_kind, to_numpy
 
-SNAPSHOT = Path(__file__).resolve().parents[2] / "shared" / "data" / "sn15_block4769998.npz"
+SNAPSHOT = Path(__file__).resolve().parents[3] / "shared" / "data" / "sn15_block4769998.npz"
 
 FIELDS_INT = ("server_emission", "validator_emission", "emission", "consensus", "incentive",
               "dividends", "validator_trust", "stake_weight", "bonds", "validator_permit", "active")
@@ -78,7 +78,7 @@ def assert_results_equal(a: EpochResult, b: EpochResult) -> None:
 
 
 def test_equal_stakes_without_weights_pay_validators_by_stake_with_floor_dust() -> None:
-    # spec B.0: 10 equal stakes normalise to 429496729 / 2**32 and 1e9 of it floors to 99,999,999.
+    # stake normalisation (docs/design/yuma-epoch.md step 4): 10 equal stakes normalise to 429496729 / 2**32 and 1e9 of it floors to 99,999,999.
     result = epoch(SubnetState(weights=torch.zeros(10, 10, dtype=torch.int64), stake=[5] * 10))
     assert result.validator_emission.tolist() == [99_999_999] * 10
     assert result.server_emission.tolist() == [0] * 10
@@ -243,7 +243,7 @@ def test_run_epochs_equals_a_loop_of_epoch_and_next_state() -> None:
 
 
 def test_bonds_drift_down_by_about_one_ulp_without_weight_changes() -> None:
-    # spec B.5: with unchanged weights, stored original-Yuma bonds lose ~1 per epoch to the floor.
+    # the bonds EMA (step 13): with unchanged weights, stored original-Yuma bonds lose ~1 per epoch to the floor.
     W = torch.tensor([[0, 0, 65535], [0, 0, 65535], [0, 0, 0]])
     state = SubnetState(weights=W, stake=[2, 1, 0], block=1000)
     results, _ = run_epochs(state, W.expand(6, 3, 3), YumaParams())

@@ -1,6 +1,6 @@
-"""Tests of the pure-Python epoch reference (``tests/yuma_reference.py``) against the chain's own facts.
+"""Tests of the pure-Python epoch reference (``tests/chain/yuma_reference.py``) against the chain's own facts.
 
-Every expectation below comes from subtensor itself: its unit tests' asserted numbers (spec B.8 M1/M2,
+Every expectation below comes from subtensor itself: its unit tests' asserted numbers (the weighted-median vectors of ``pallets/subtensor/src/tests/math.rs``,
 ``tests/epoch/bonds.rs::test_bonds``, ``tests/epoch/graph_epochs.rs::test_1_graph`` / ``test_10_graph`` /
 ``test_512_graph``, ``tests/epoch/yuma_3.rs``) and the trace comments the chain's authors recorded in
 ``test_bonds``.  Weights enter through a faithful port of ``set_weights``' max-upscale, so the stored
@@ -14,7 +14,7 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from tests.yuma_reference import (
+from tests.chain.yuma_reference import (
     ONE32,
     ChainSim,
     RefParams,
@@ -50,7 +50,7 @@ Chain = ChainSim
 
 
 # --------------------------------------------------------------------------------------------------
-# Fixed-point basics (spec B.0)
+# Fixed-point basics (docs/design/fixed-point.md)
 # --------------------------------------------------------------------------------------------------
 
 
@@ -73,7 +73,7 @@ def test_max_upscale_matches_set_weights_storage() -> None:
 
 
 def test_ten_equal_stakes_pay_99_999_999() -> None:
-    """Spec B.0 and ``graph_epochs.rs::test_10_graph``: 10 equal stakes, only self-weights."""
+    """Stake normalisation (docs/design/yuma-epoch.md step 4) and ``graph_epochs.rs::test_10_graph``: 10 equal stakes, only self-weights."""
     chain = Chain(10, [1] * 10, registered_at=0, params=RefParams())
     chain.block = 1
     for i in range(10):
@@ -98,7 +98,7 @@ def test_1_graph() -> None:
 
 
 # --------------------------------------------------------------------------------------------------
-# Spec B.8: weighted median vectors
+# Weighted median vectors (pallets/subtensor/src/tests/math.rs)
 # --------------------------------------------------------------------------------------------------
 
 M1 = [
@@ -282,7 +282,7 @@ def test_bonds_original_yuma_matches_chain_test_bonds() -> None:
             chain.set_weights(*schedule[block])
     # The trace's last "emaB" (after max-upscale), stored: 0.1123638137, 0.2525234516, 0.7499351487, 1.
     assert [chain.bonds[i][7] for i in range(4)] == [7363, 16549, 49150, 65535]
-    # Spec B.5: a stored 49151 drifts to 49150, then 49149, ... while its weights stay unchanged.
+    # The bonds EMA (docs/design/yuma-epoch.md step 13): a stored 49151 drifts to 49150, then 49149, ... while its weights stay unchanged.
     assert chain.bonds[2][4] == 49146  # inputs were 49151, 49151, 49151, 49150, 49149, 49148, 49147
 
 
@@ -515,7 +515,7 @@ def test_yuma_3_stable_miner(path: str) -> None:
 
 
 # --------------------------------------------------------------------------------------------------
-# Spec quirks the chain's tests do not pin down (B.7), checked on the reference's own semantics
+# Quirks the chain's tests do not pin down (docs/design/yuma-epoch.md, "Sparse and dense"), checked on the reference's own semantics
 # --------------------------------------------------------------------------------------------------
 
 

@@ -1,0 +1,429 @@
+"""The two arithmetics the epoch's steps run in: the chain's I32F32 bits (``_Exact``) or floats (``_Float``).
+
+Every place where the exact and the fast epoch compute differently is a method of both classes,
+so the steps (``steps.py``) are written once. The exact helpers are narrow I32F32 operations on
+the epoch's known magnitudes (proportions never exceed a few units of ``2**32``), split into
+16-bit limbs with the bound stated next to each; why they are not ``fixed``'s general versions
+is in ``docs/design/yuma-epoch.md`` ("Fixed-point helpers").
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+from torch import Tensor
+
+from ..._constants import U16_MAX
+from ..._intmath import INT64_MAX
+from ...consensus import weighted_median, weighted_median_fixed
+from ...errors import DTypeError
+from ...money.apportion import apportion
+from ..fixed import (
+    fx_bonds_ema_alpha,
+    fx_exp_safe,
+    fx_from_u16_proportion,
+    fx_to_float,
+    fx_to_u16,
+    normalize_i64f64_to_i32f32,
+)
+
+__all__: list[str] = []
+
+_FRAC = 32
+_ONE = 1 << _FRAC
+_LOW16 = (1 << 16) - 1
+#: The largest subnet the exact path accepts: column sums of proportions stay below 2**47,
+#: the bound of the limb-split division below.
+MAX_EXACT_N = 16384
+
+
+# ------------------------------------------------------------------------------ I32F32 helpers
+
+
+def _mul_fx(a: Tensor, b: Tensor | int) -> Tensor:
+    """I32F32 ``a * b`` = ``floor(a * b / 2**32)`` on raw bits, without a 128-bit product.
+
+    ``a = ah * 2**16 + al`` with ``0 <= al < 2**16``; then ``floor(a*b / 2**32) =
+    floor((ah*b + floor(al*b / 2**16)) / 2**16)``. Valid while ``|ah * b| < 2**62``, i.e. for
+    ``|a| < 2**40`` and ``|b| < 2**38`` (every product of the epoch: proportions are <= 2**33).
+    ``fixed.fx_mul`` gives the same bits here with four limb products for any int64 pair.
+    """
+    high = _times(a >> 16, b)
+    low = _times(a & _LOW16, b)
+    low >>= 16
+    high += low
+    high >>= 16
+    return high
+
+
+def _times(fresh: Tensor, b: Tensor | int) -> Tensor:
+    """``fresh * b``, in place when ``fresh`` already has the result's shape (it is a temporary).
+
+    The exact epoch's helpers run on (b, n, n) int64 tensors, where each fresh temporary costs
+    about as much as the arithmetic on the CPU (new pages): they reuse their own temporaries.
+    """
+    return fresh.mul_(b) if isinstance(b, int) or _fits(b, fresh) else fresh * b
+
+
+def _fits(operand: Tensor, target: Tensor) -> bool:
+    """Whether ``operand`` broadcasts to ``target``'s shape (so ``target`` can take the result in place)."""
+    return operand.dim() <= target.dim() and all(
+        size == 1 or size == full for size, full in zip(reversed(operand.shape), reversed(target.shape))
+    )
+
+
+def _mul_fx_const(a: Tensor, c: int) -> Tensor:
+    """I32F32 ``a * c`` for a constant ``0 <= c <= 2**32`` and ``|a| <= 2**33``: ``floor(a * c / 2**32)``.
+
+    One product when ``c < 2**30`` (``|a * c| < 2**63``); otherwise ``c`` is split into 16-bit
+    halves, which is cheaper than splitting the tensor. Same bits as ``fixed.fx_mul``.
+    """
+    if c < 1 << 30:
+        product = a * c
+        product >>= _FRAC
+        return product
+    high, low = a * (c >> 16), a * (c & _LOW16)
+    low >>= 16
+    high += low
+    high >>= 16
+    return high
+
+
+def _div_fx(a: Tensor, c: Tensor, *, a_small: bool = False) -> Tensor:
+    """The chain's ``safe_div`` for non-negative bits: ``floor(a * 2**32 / c)``.
+
+    Callers guarantee ``a == 0`` wherever ``c == 0`` (a normalisation by a zero sum), so the
+    divisor is replaced by 1 there and the result is the chain's 0. With ``a_small``
+    (``a < 2**31``) one division; otherwise two 16-bit steps of long division, valid for
+    ``0 <= a, c < 2**47``. Truncation and floor agree on non-negative operands. Same bits as
+    ``fixed.fx_div`` / ``fx_col_max_upscale``, without their host sync and long division.
+    """
+    safe = c.clamp(min=1)
+    if not _fits(safe, a):  # (no caller divides by a larger tensor)
+        a = a.expand(torch.broadcast_shapes(a.shape, safe.shape))
+    if a_small:
+        return (a << _FRAC).div_(safe, rounding_mode="floor")
+    rest = a << 16  # the temporaries below are reused in place
+    high = torch.div(rest, safe, rounding_mode="floor")
+    rest.addcmul_(high, safe, value=-1)  # the remainder, exact on integers
+    rest <<= 16
+    rest.div_(safe, rounding_mode="floor")
+    high <<= 16
+    high += rest
+    return high
+
+
+def _mul_wei(share: Tensor, total: Tensor) -> Tensor:
+    """``floor(share * total / 2**32)`` for I32F32 ``0 <= share <= 2**32`` and ``0 <= total < 2**63``.
+
+    The chain's ``I96F32::from(share) * I96F32::from(E)`` floored to u64, with ``total`` split
+    into 32 + 16 + 16 bits so every partial product stays below 2**63. ``fixed`` has no
+    counterpart: its products are I32F32 and saturate far below a wei total.
+    """
+    high, low = total >> _FRAC, total & (_ONE - 1)
+    low_part = (share * (low >> 16) + ((share * (low & _LOW16)) >> 16)) >> 16
+    return share * high + low_part
+
+
+def _reciprocal_one_plus(e: Tensor) -> Tensor:
+    """I32F32 ``one.saturating_div(one.saturating_add(e))`` for ``e >= 0``: ``floor(2**64 / d)``.
+
+    ``d = min(2**32 + e, 2**63 - 1)``. One division gives ``floor(2**62 / d)`` and its remainder
+    ``r < d``; two doubling steps (``2r >= d`` tested as ``r >= d - r``, never overflowing)
+    supply the last two quotient bits. ``fixed.fx_div(ONE, d)`` gives the same bits, but d has
+    up to 63 bits, so it runs its 32-round long division.
+    """
+    den = e.clamp(max=INT64_MAX - _ONE) + _ONE
+    quotient = torch.div(1 << 62, den, rounding_mode="floor")
+    rest = (1 << 62) - quotient * den
+    for _ in range(2):
+        bit = rest >= den - rest
+        rest = torch.where(bit, rest - (den - rest), rest + rest)
+        quotient = 2 * quotient + bit.to(torch.int64)
+    return quotient
+
+
+def _quantize_stake(stake: Tensor, valid: Tensor) -> Tensor:
+    """Raw stake as non-negative int64 whose per-subnet sum is below 2**61.
+
+    Integer stake is used as is. Float stake is read as a dyadic fixed point with
+    ``60 - ceil(log2 n)`` bits below each subnet's largest stake: ``floor(S * 2**shift)``, the
+    power of two built from the largest stake's exponent bits, so the scaling and the floor are
+    exact and the same on every device. (``money.apportion`` scales its floats privately with a
+    different number of bits, which would change the exact epoch's bits.)
+    """
+    stake = stake.masked_fill(~valid, 0)
+    if not stake.is_floating_point():
+        return stake
+    top_bits = 60 - max(stake.shape[-1] - 1, 1).bit_length()
+    w = stake.to(torch.float64)
+    largest = w.amax(-1, keepdim=True).contiguous()
+    exponent = ((largest.view(torch.int64) >> 52) & 0x7FF) - 1023  # floor(log2(largest))
+    shift = (top_bits - 1 - exponent).clamp(-1000, 1000)
+    scale = ((shift + 1023) << 52).view(torch.float64)
+    return torch.floor(w * scale).to(torch.int64)
+
+
+def _normalize_exact(x: Tensor, dim: int = -1) -> Tensor:
+    """The chain's ``inplace_normalize`` on non-negative bits (a zero sum leaves ``x`` unchanged).
+
+    Same bits as ``fixed.fx_normalize`` / ``fx_col_normalize``, through the narrow division.
+    """
+    return _div_fx(x, x.sum(dim, keepdim=True))  # a zero sum means x is all zero: 0 stays 0
+
+
+# ------------------------------------------------------------------------------ payouts
+
+
+def payout_weights(incentive: Tensor, dividends: Tensor, nothing: Tensor, fallback: Tensor) -> tuple[Tensor, Tensor]:
+    """The server and validator weights of the payout (the fallback where nothing is weighted)."""
+    return torch.where(nothing, torch.zeros_like(incentive), incentive), torch.where(nothing, fallback, dividends)
+
+
+def apportion_payout(
+    totals: Tensor, server_w: Tensor, validator_w: Tensor, method: Literal["largest_remainder", "floor"]
+) -> tuple[Tensor, Tensor]:
+    """Whole-wei server and validator payouts, apportioned over uid 0 server, uid 0 validator, uid 1 ...
+
+    A subnet without any share (no stake at all) is paid nothing: its emission is dust.
+    """
+    interleaved = torch.stack((server_w, validator_w), dim=-1).flatten(-2)
+    parts = apportion(totals, interleaved, method=method, zero_weights="dust", validate=False).parts
+    parts = parts.reshape(*parts.shape[:-1], -1, 2)
+    return parts[..., 0], parts[..., 1]
+
+
+# ------------------------------------------------------------------------------ the two strategies
+
+
+class _Exact:
+    """I32F32 on int64 raw bits: the chain's roundings, the same bits on every device."""
+
+    exact = True
+    #: whether the steps may overwrite the normalised weights in place (float only).
+    in_place = False
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+        self.dtype = torch.int64
+        self.one = _ONE
+
+    def const_ratio(self, num: int, den: int) -> int:
+        """I32F32 ``from(num) / from(den)`` for non-negative Python ints: ``floor(num*2**32/den)``."""
+        return (num << _FRAC) // den
+
+    def mul(self, a: Tensor, b: Tensor) -> Tensor:
+        """Put the smaller (broadcast) operand first: the limb split happens on it."""
+        return _mul_fx(a, b)
+
+    def mul_const(self, a: Tensor, c: int) -> Tensor:
+        return _mul_fx_const(a, c)
+
+    def div(self, a: Tensor, c: Tensor, *, a_small: bool = False) -> Tensor:
+        return _div_fx(a, c, a_small=a_small)
+
+    def normalize(self, x: Tensor, dim: int = -1) -> Tensor:
+        return _normalize_exact(x, dim)
+
+    def normalize_(self, x: Tensor, dim: int = -1) -> Tensor:
+        """As ``_Float.normalize_`` (the division already reuses its own temporaries)."""
+        return _normalize_exact(x, dim)
+
+    def normalize_u16(self, values: Tensor, drop: Tensor, dim: int) -> Tensor:
+        """Stored u16 ``values`` with the ``drop`` cells zeroed, normalised along ``dim``."""
+        kept = values.masked_fill(drop, 0)
+        return _div_fx(kept, kept.sum(dim, keepdim=True), a_small=True)
+
+    def stake_proportions(self, raw: Tensor, valid: Tensor) -> Tensor:
+        """The chain's I64F64 stake normalisation truncated to I32F32 (float stake quantised first)."""
+        return normalize_i64f64_to_i32f32(_quantize_stake(raw, valid), validate=False)
+
+    def descending_order(self, stake: Tensor) -> Tensor:
+        """Uids by descending stake, the higher uid first among equal stakes."""
+        n = stake.shape[-1]
+        uids = torch.arange(n, device=stake.device)
+        return torch.argsort(stake * n + uids, dim=-1, descending=True)
+
+    def weighted_median(self, weights: Tensor, stake: Tensor, kappa: int) -> Tensor:
+        """``weighted_median_col_sparse`` on I32F32 bits (the consensus module's closed form)."""
+        return weighted_median_fixed(weights, stake, kappa, validate=False)
+
+    def vec_mat(self, v: Tensor, m: Tensor) -> Tensor:
+        """``sum_i v_i * m_ij``: ``(b, n)`` x ``(b, n, n)`` -> ``(b, n)``."""
+        return _mul_fx(v.unsqueeze(-1), m).sum(-2)
+
+    def mat_vec(self, m: Tensor, v: Tensor) -> Tensor:
+        """``sum_j m_ij * v_j``: ``(b, n, n)`` x ``(b, n)`` -> ``(b, n)``."""
+        return _mul_fx(v.unsqueeze(-2), m).sum(-1)
+
+    def ema(self, new: Tensor, old: Tensor, alpha: int, *, consume: bool = False) -> Tensor:
+        """``alpha * new + (1 - alpha) * old``; ``consume``: the operands may be overwritten."""
+        out = _mul_fx_const(new, alpha)
+        out += _mul_fx_const(old, _ONE - alpha)
+        return out
+
+    def col_max_upscale_(self, x: Tensor) -> Tensor:
+        """Each column divided by its maximum (a zero column stays 0)."""
+        return _div_fx(x, x.amax(-2, keepdim=True))
+
+    def bonds_ema_alpha(self, bonds_moving_average: int) -> int:
+        """``1 - bma / 1e6`` with the I64F64 ratio truncated to I32F32."""
+        return fx_bonds_ema_alpha(bonds_moving_average)
+
+    def steepness(self, steepness: int) -> int:
+        """The sigmoid's ``-steepness / 100`` as I32F32 bits (the magnitude truncated)."""
+        magnitude = (abs(steepness) << _FRAC) // 100
+        return -magnitude if steepness > 0 else magnitude
+
+    def sigmoid_alpha(self, diff: Tensor, steep_div: int, low: int, high: int) -> Tensor:
+        """``alpha_low + sigmoid * (alpha_high - alpha_low)``, clamped, exactly as ``alpha_sigmoid``."""
+        exponent = _mul_fx(diff - (_ONE >> 1), steep_div)  # |steep_div| < 2**41: fits the split
+        e = fx_exp_safe(exponent)  # the chain's exp_safe: input clamped to [-20, 20]
+        sigmoid = _reciprocal_one_plus(e)
+        alpha = low + _mul_fx_const(sigmoid, high - low)
+        return alpha.clamp(low, high)
+
+    def chain_emission(self, combined: Tensor, nothing: Tensor, fallback: Tensor, emission: Tensor) -> Tensor:
+        """The chain's ``Emission``: ``normalize(I + D)`` (or the stake) in I32F32, times E in I96F32."""
+        return _mul_wei(torch.where(nothing, fallback, self.normalize(combined)), emission)
+
+    def chain_payout(
+        self, incentive: Tensor, dividends: Tensor, total: Tensor, nothing: Tensor, fallback: Tensor, emission: Tensor
+    ) -> tuple[Tensor, Tensor]:
+        """Server and validator wei as the chain floors them: each share in I32F32, then ``floor(share * E)``."""
+        server_share = _div_fx(incentive, total)
+        validator_share = torch.where(nothing, fallback, _div_fx(dividends, total))
+        return _mul_wei(server_share, emission), _mul_wei(validator_share, emission)
+
+    def to_u16(self, x: Tensor) -> Tensor:
+        """``fixed_proportion_to_u16``: ``floor(x * 65535)`` saturated to [0, 65535]."""
+        return fx_to_u16(x)
+
+    def to_u16_(self, x: Tensor, out: Tensor | None = None) -> Tensor:
+        """As ``_Float.to_u16_``: ``to_u16``, into ``out`` when given."""
+        bits = self.to_u16(x)
+        return bits if out is None else out.copy_(bits)
+
+    def u16_proportion(self, x: Tensor) -> Tensor:
+        """``I32F32::from(u16) / I32F32::from(65535)``."""
+        return fx_from_u16_proportion(x, validate=False)
+
+    def to_float(self, x: Tensor) -> Tensor:
+        return fx_to_float(x)
+
+
+class _Float:
+    """The same steps in float32 / float64; money is still apportioned to whole wei."""
+
+    exact = False
+    #: whether the steps may overwrite the normalised weights in place (float only).
+    in_place = True
+
+    def __init__(self, device: torch.device, dtype: torch.dtype) -> None:
+        self.device = device
+        self.dtype = dtype
+        self.one = 1.0
+
+    def const_ratio(self, num: int, den: int) -> float:
+        return num / den
+
+    def mul(self, a: Tensor, b: Tensor) -> Tensor:
+        return a * b
+
+    def mul_const(self, a: Tensor, c: float) -> Tensor:
+        return a * c
+
+    def div(self, a: Tensor, c: Tensor, *, a_small: bool = False) -> Tensor:
+        return a / torch.where(c > 0, c, torch.ones_like(c))  # callers: a == 0 where c == 0
+
+    def normalize(self, x: Tensor, dim: int = -1) -> Tensor:
+        total = x.sum(dim, keepdim=True)
+        return x / torch.where(total > 0, total, torch.ones_like(total))  # a zero sum: x is all zero
+
+    def normalize_(self, x: Tensor, dim: int = -1) -> Tensor:
+        """``normalize`` in place, for a fresh tensor the caller owns (the same bits)."""
+        total = x.sum(dim, keepdim=True)
+        return x.div_(torch.where(total > 0, total, torch.ones_like(total)))
+
+    def normalize_u16(self, values: Tensor, drop: Tensor, dim: int) -> Tensor:
+        """One fresh float tensor, masked and normalised in place (a fresh (b, n, n) temporary
+        costs as much as the arithmetic on the CPU: new pages)."""
+        return self.normalize_(values.to(self.dtype, copy=True).masked_fill_(drop, 0), dim=dim)
+
+    def stake_proportions(self, raw: Tensor, valid: Tensor) -> Tensor:
+        return self.normalize(raw.to(self.dtype))
+
+    def descending_order(self, stake: Tensor) -> Tensor:
+        # A stable descending sort of the reversed vector puts the higher uid first among ties.
+        n = stake.shape[-1]
+        return (n - 1) - torch.sort(stake.flip(-1), dim=-1, descending=True, stable=True).indices
+
+    def weighted_median(self, weights: Tensor, stake: Tensor, kappa: float) -> Tensor:
+        return weighted_median(weights, stake, kappa, validate=False)
+
+    def vec_mat(self, v: Tensor, m: Tensor) -> Tensor:
+        return torch.matmul(v.unsqueeze(-2), m).squeeze(-2)
+
+    def mat_vec(self, m: Tensor, v: Tensor) -> Tensor:
+        return torch.matmul(m, v.unsqueeze(-1)).squeeze(-1)
+
+    def ema(self, new: Tensor, old: Tensor, alpha: float, *, consume: bool = False) -> Tensor:
+        if consume:
+            return new.mul_(alpha).add_(old.mul_(1.0 - alpha))
+        return new * alpha + old * (1.0 - alpha)
+
+    def col_max_upscale_(self, x: Tensor) -> Tensor:
+        return x.div_(x.amax(-2, keepdim=True).clamp_(min=1e-300))  # a zero column stays 0
+
+    def bonds_ema_alpha(self, bonds_moving_average: int) -> float:
+        return 1.0 - bonds_moving_average / 1_000_000
+
+    def steepness(self, steepness: int) -> float:
+        return -steepness / 100
+
+    def sigmoid_alpha(self, diff: Tensor, steep_div: float, low: float, high: float) -> Tensor:
+        e = torch.exp((steep_div * (diff - 0.5)).clamp(-20.0, 20.0))  # exp_safe's clamp
+        sigmoid = 1.0 / (1.0 + e)
+        return (low + sigmoid * (high - low)).clamp(low, high)
+
+    def chain_emission(self, combined: Tensor, nothing: Tensor, fallback: Tensor, emission: Tensor) -> Tensor:
+        return apportion(emission.squeeze(-1), torch.where(nothing, fallback, combined), method="floor",
+                         zero_weights="dust", validate=False).parts
+
+    def chain_payout(
+        self, incentive: Tensor, dividends: Tensor, total: Tensor, nothing: Tensor, fallback: Tensor, emission: Tensor
+    ) -> tuple[Tensor, Tensor]:
+        """The float shares, each floored to whole wei (the rest is dust)."""
+        server_w, validator_w = payout_weights(incentive, dividends, nothing, fallback)
+        return apportion_payout(emission.squeeze(-1), server_w, validator_w, "floor")
+
+    def to_u16(self, x: Tensor) -> Tensor:
+        return torch.mul(x.to(torch.float64), U16_MAX).floor_().clamp_(0, U16_MAX).to(torch.int64)
+
+    def to_u16_(self, x: Tensor, out: Tensor | None = None) -> Tensor:
+        """``to_u16`` of a tensor the caller owns and no longer needs (float64: scaled in place),
+        into ``out`` (int64, x's shape) when given."""
+        scaled = x.to(torch.float64).mul_(U16_MAX).floor_().clamp_(0, U16_MAX)
+        return scaled.to(torch.int64) if out is None else out.copy_(scaled)  # whole numbers: exact
+
+    def u16_proportion(self, x: Tensor) -> Tensor:
+        return x.to(self.dtype, copy=True).div_(U16_MAX)
+
+    def to_float(self, x: Tensor) -> Tensor:
+        return x
+
+
+Ops = _Exact | _Float
+
+
+def ops_for(exact: bool, dtype: torch.dtype | None, device: torch.device) -> Ops:
+    """The arithmetic of an epoch: exact I32F32, or floats of ``dtype`` (float64 by default)."""
+    if exact:
+        if dtype is not None:
+            raise DTypeError("`dtype` applies to the fast path only (exact=False); the exact path computes in int64.")
+        return _Exact(device)
+    dtype = torch.float64 if dtype is None else dtype
+    if dtype not in (torch.float32, torch.float64):
+        raise DTypeError(f"Expected `dtype` torch.float32 or torch.float64, but got {dtype}.")
+    return _Float(device, dtype)

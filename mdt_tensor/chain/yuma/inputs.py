@@ -1,0 +1,271 @@
+"""Reading a ``SubnetState`` into one flat, checked batch of tensors on one device (and back).
+
+``_prepare`` is table-driven: ``_FIELDS`` holds one spec per ``SubnetState`` field (its shape,
+element type and value check), read by one function; the defaults of the optional fields are
+filled afterwards, since some depend on each other (``block`` and ``last_update``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import torch
+from torch import Tensor
+
+from ..._array import ArrayOrigin, as_tensor, check_same_device, is_array
+from ..._validation import check_finite, check_in_range, check_non_negative, check_u16, first_index
+from ...errors import DTypeError, ShapeError, ValueRangeError
+from .types import SubnetState
+
+__all__: list[str] = []
+
+
+@dataclass
+class _Inputs:
+    """A validated, flattened batch: leading dims collapsed to ``b``; everything on one device."""
+
+    batch_shape: tuple[int, ...]
+    origin: ArrayOrigin
+    weights: Tensor  # (b, n, n) int64 u16
+    stake: Tensor  # (b, n) int64 or float64 raw stake
+    last_update: Tensor  # (b, n) int64
+    block_at_registration: Tensor  # (b, n) int64
+    validator_permit: Tensor | None  # (b, n) bool
+    bonds: Tensor  # (b, n, n) int64 u16
+    block: Tensor  # (b, 1) int64
+    owner_uid: Tensor  # (b, 1) int64
+    valid: Tensor  # (b, n) bool
+    weights_present: Tensor | None  # (b, n, n) bool
+    previous_consensus: Tensor | None  # (b, n) int64 u16
+    padded: bool  # n_valid was given: masks for padded uids are needed
+
+    @property
+    def n(self) -> int:
+        return self.weights.shape[-1]
+
+
+# ------------------------------------------------------------------------------ value checks
+# Each takes the tensor in the caller's shape (so error indices are the caller's), its name and n.
+
+
+def _u16(t: Tensor, name: str, n: int) -> None:
+    check_u16(t, name)
+
+
+def _non_negative(t: Tensor, name: str, n: int) -> None:
+    check_non_negative(t, name)
+
+
+def _zero_or_one(t: Tensor, name: str, n: int) -> None:
+    if t.dtype != torch.bool:
+        check_in_range(t, name, 0, 1)
+
+
+def _at_most_n(t: Tensor, name: str, n: int) -> None:
+    check_in_range(t, name, 0, n)
+
+
+def _stake_values(t: Tensor, name: str, n: int) -> None:
+    check_finite(t, name)
+    check_non_negative(t, name)
+    if not t.is_floating_point():
+        sums = t.to(torch.float64).sum(-1).reshape(-1)  # subnets numbered in the flattened batch
+        bad = first_index(sums >= 2.0**61)
+        if bad is not None:
+            raise ValueRangeError(
+                f"Expected the integer `{name}` of each subnet to sum below 2**61, but subnet {bad} sums to "
+                f"{float(sums[bad]):.4g}; pass smaller units or float stake."
+            )
+
+
+@dataclass(frozen=True)
+class _Field:
+    """How one ``SubnetState`` field is read.
+
+    ``shape``: ``"uid"`` ``(*, n)``, ``"matrix"`` ``(*, n, n)`` or ``"subnet"`` (a scalar or ``(*)``).
+    ``kind``: ``"int"`` (integers, or whole floats), ``"bool"`` (a mask) or ``"number"`` (stake:
+    integers kept as int64, floats as float64). ``check``: the value check run when validating.
+    """
+
+    name: str
+    shape: Literal["uid", "matrix", "subnet"]
+    kind: Literal["int", "bool", "number"]
+    check: Callable[[Tensor, str, int], None] | None = None
+
+
+_FIELDS = (
+    _Field("weights", "matrix", "int", _u16),
+    _Field("stake", "uid", "number", _stake_values),
+    _Field("last_update", "uid", "int", _non_negative),
+    _Field("block_at_registration", "uid", "int", _non_negative),
+    _Field("validator_permit", "uid", "bool", _zero_or_one),
+    _Field("bonds", "matrix", "int", _u16),
+    _Field("block", "subnet", "int", _non_negative),
+    _Field("owner_uid", "subnet", "int"),  # checked against n_valid once both are read
+    _Field("n_valid", "subnet", "int", _at_most_n),
+    _Field("weights_present", "matrix", "bool"),
+    _Field("previous_consensus", "uid", "int", _u16),
+)
+
+
+def _as_int_tensor(x: Any, name: str, device: torch.device, validate: bool) -> Tensor:
+    """``x`` as int64 on ``device``: integers, or floats holding whole numbers (bool is refused)."""
+    t, _ = as_tensor(x, name)
+    if t.dtype == torch.bool:
+        raise DTypeError(f"Expected `{name}` to hold integers, but got dtype torch.bool.")
+    if t.is_floating_point() and validate:
+        check_finite(t, name)
+        bad = first_index(t != torch.round(t))
+        if bad is not None:
+            raise DTypeError(f"Expected `{name}` to hold whole numbers, but found {float(t[bad])!r} at index {bad}.")
+    if t.device != device:
+        check_same_device(weights=torch.empty(0, device=device), **{name: t})
+    return t.to(torch.int64)
+
+
+def _read(spec: _Field, value: Any, batch_shape: tuple[int, ...], n: int, device: torch.device, validate: bool) -> Tensor:
+    """One field as a flat tensor: ``(b, n)``, ``(b, n, n)`` or ``(b, 1)``, checked when ``validate``."""
+    name = spec.name
+    if spec.kind == "int":
+        t = _as_int_tensor(value, name, device, validate)
+    else:
+        t, _ = as_tensor(value, name)
+        if spec.kind == "number" and t.dtype == torch.bool:
+            raise DTypeError(f"Expected `{name}` to hold numbers, but got dtype torch.bool.")
+        if t.device != device:
+            check_same_device(weights=torch.empty(0, device=device), **{name: t})
+    tail = {"uid": (n,), "matrix": (n, n), "subnet": ()}[spec.shape]
+    if spec.shape == "subnet" and t.ndim == 0:
+        t = t.expand(batch_shape)
+    if tuple(t.shape) != (*batch_shape, *tail):
+        expected = f"to be a scalar or of shape {batch_shape}" if spec.shape == "subnet" else (
+            f"of shape {(*batch_shape, *tail)} (matching `weights`)")
+        raise ShapeError(f"Expected `{name}` {expected}, but got shape {tuple(t.shape)}.")
+    if spec.kind == "number":
+        t = t.to(torch.float64) if t.is_floating_point() else t.to(torch.int64)
+    if validate and spec.check is not None:
+        spec.check(t, name, n)
+    t = t.reshape(math.prod(batch_shape), *(tail or (1,)))
+    return t.to(torch.bool) if spec.kind == "bool" else t
+
+
+def _per_subnet(x: Any, name: str, batch_shape: tuple[int, ...], device: torch.device, validate: bool) -> Tensor:
+    """A scalar or ``(*)`` per-subnet integer, as ``(b, 1)``."""
+    return _read(_Field(name, "subnet", "int"), x, batch_shape, 0, device, validate)
+
+
+def _prepare(state: SubnetState, validate: bool) -> _Inputs:
+    """Read, check and flatten every field of ``state``; fill the defaults of the optional ones."""
+    if not isinstance(state, SubnetState):
+        raise DTypeError(f"Expected `state` to be a mt.yuma.SubnetState, but got {type(state).__name__}.")
+    weights_raw, origin = as_tensor(state.weights, "weights")
+    if weights_raw.ndim < 2 or weights_raw.shape[-1] != weights_raw.shape[-2]:
+        raise ShapeError(f"Expected `weights` of shape (*, n, n), but got shape {tuple(weights_raw.shape)}.")
+    batch_shape, n, device = tuple(weights_raw.shape[:-2]), weights_raw.shape[-1], weights_raw.device
+    given = {spec.name: weights_raw if spec.name == "weights" else getattr(state, spec.name) for spec in _FIELDS}
+    t = {
+        spec.name: _read(spec, given[spec.name], batch_shape, n, device, validate)
+        for spec in _FIELDS
+        if given[spec.name] is not None
+    }
+    _fill_defaults(t, math.prod(batch_shape), n, device)
+    owner, n_valid = t["owner_uid"], t["n_valid"]
+    if validate:
+        bad = first_index((owner < -1) | (owner >= n_valid))
+        if bad is not None:
+            raise ValueRangeError(
+                f"Expected `owner_uid` in [-1, n_valid - 1] (-1: no owner), but got {int(owner[bad])} "
+                f"for subnet {bad[0]} of size {int(n_valid[bad])}."
+            )
+    return _Inputs(
+        batch_shape=batch_shape,
+        origin=origin,
+        weights=t["weights"],
+        stake=t["stake"],
+        last_update=t["last_update"],
+        block_at_registration=t["block_at_registration"],
+        validator_permit=t.get("validator_permit"),
+        bonds=t["bonds"],
+        block=t["block"],
+        owner_uid=owner,
+        valid=torch.arange(n, device=device) < n_valid,
+        weights_present=t.get("weights_present"),
+        previous_consensus=t.get("previous_consensus"),
+        padded=state.n_valid is not None,
+    )
+
+
+def _fill_defaults(t: dict[str, Tensor], b: int, n: int, device: torch.device) -> None:
+    """The defaults of the optional fields not given, in place (see ``SubnetState``)."""
+    if "block" not in t:
+        if "last_update" in t and n > 0:
+            t["block"] = t["last_update"].amax(-1, keepdim=True).clamp(min=1)
+        else:
+            t["block"] = torch.ones(b, 1, dtype=torch.int64, device=device)
+    if "last_update" not in t:
+        t["last_update"] = t["block"].expand(-1, n).clone()
+    if "block_at_registration" not in t:
+        t["block_at_registration"] = torch.zeros_like(t["last_update"])
+    if "bonds" not in t:
+        t["bonds"] = torch.zeros_like(t["weights"])
+    if "n_valid" not in t:
+        t["n_valid"] = torch.full_like(t["owner_uid"], n)
+
+
+def _emission_tensor(emission: Any, batch_shape: tuple[int, ...], device: torch.device, validate: bool) -> Tensor:
+    """The emission, an int or ``(*)`` ints, as ``(b, 1)`` int64."""
+    e = _per_subnet(emission, "emission", batch_shape, device, validate)
+    if validate:
+        check_non_negative(e, "emission")
+    return e
+
+
+def _iter_updates(weight_updates: Any, x: _Inputs, validate: bool) -> tuple[Iterator[Tensor], int | None]:
+    """The weights of each epoch as ``(b, n, n)`` int64, and their count when it is known."""
+    shape = (*x.batch_shape, x.n, x.n)
+    if is_array(weight_updates):
+        w = _as_int_tensor(weight_updates, "weight_updates", x.weights.device, validate)
+        if tuple(w.shape[1:]) != shape:
+            raise ShapeError(f"Expected `weight_updates` of shape (T, *{shape}), but got shape {tuple(w.shape)}.")
+        if validate:
+            check_u16(w, "weight_updates")
+        flat = w.reshape(w.shape[0], -1, x.n, x.n)
+        return iter(flat.unbind(0)), int(w.shape[0])
+
+    def generate() -> Iterator[Tensor]:
+        for t, update in enumerate(weight_updates):
+            w = _as_int_tensor(update, f"weight_updates[{t}]", x.weights.device, validate)
+            if tuple(w.shape) != shape:
+                raise ShapeError(f"Expected `weight_updates[{t}]` of shape {shape}, but got shape {tuple(w.shape)}.")
+            if validate:
+                check_u16(w, f"weight_updates[{t}]")
+            yield w.reshape(-1, x.n, x.n)
+
+    total = len(weight_updates) if hasattr(weight_updates, "__len__") else None
+    return generate(), total
+
+
+def _state_from_inputs(x: _Inputs) -> SubnetState:
+    """The inverse of ``_prepare``: a ``SubnetState`` in the caller's array type and shapes."""
+    batch, n, wrap = x.batch_shape, x.n, x.origin.wrap
+
+    def uid(t: Tensor) -> Any:
+        return wrap(t.reshape(*batch, n))
+
+    present = None if x.weights_present is None else wrap(x.weights_present.reshape(*batch, n, n))
+    return SubnetState(
+        weights=wrap(x.weights.reshape(*batch, n, n)),
+        stake=uid(x.stake),
+        last_update=uid(x.last_update),
+        block_at_registration=uid(x.block_at_registration),
+        validator_permit=uid(x.validator_permit) if x.validator_permit is not None else None,
+        bonds=wrap(x.bonds.reshape(*batch, n, n)),
+        block=wrap(x.block.reshape(batch)) if batch else int(x.block.reshape(())),
+        owner_uid=wrap(x.owner_uid.reshape(batch)) if batch else int(x.owner_uid.reshape(())),
+        n_valid=wrap(x.valid.sum(-1).reshape(batch)) if x.padded else None,
+        weights_present=present,
+        previous_consensus=uid(x.previous_consensus) if x.previous_consensus is not None else None,
+    )

@@ -1,0 +1,297 @@
+"""The public epoch functions: one epoch, the next state, and many epochs in a row.
+
+``epoch`` and ``run_epochs`` read the state (``inputs``), pick the arithmetic (``arith``), run the
+steps (``steps``) and hand the results back in the caller's array type; ``run_epochs`` carries
+bonds, permits and consensus from one epoch to the next and can show a progress bar.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from collections.abc import Iterable
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from ..._array import Array, is_array
+from ..._validation import check_choice
+from ...errors import DTypeError, ShapeError
+from .arith import MAX_EXACT_N, ops_for
+from .inputs import _emission_tensor, _Inputs, _iter_updates, _per_subnet, _prepare, _state_from_inputs
+from .steps import _Core, _epoch_core
+from .types import EpochResult, Payout, SubnetState, YumaParams
+
+__all__ = ["epoch", "next_state", "run_epochs"]
+
+
+def _check_args(params: YumaParams, payout: str, n: int, exact: bool) -> None:
+    if not isinstance(params, YumaParams):
+        raise DTypeError(f"Expected `params` to be a mt.yuma.YumaParams, but got {type(params).__name__}.")
+    check_choice(payout, "payout", ("chain", "exact"))
+    if exact and n > MAX_EXACT_N:
+        raise ShapeError(f"The exact epoch supports subnets of up to {MAX_EXACT_N} uids, but got n = {n}.")
+
+
+def _wrap_result(core: _Core, x: _Inputs, payout_chain: bool) -> EpochResult:
+    ops, origin = core.ops, x.origin
+    batch, n = x.batch_shape, x.n
+
+    def out(t: Tensor, matrix: bool = False) -> Any:
+        return origin.wrap(t.reshape(*batch, n, n) if matrix else t.reshape(*batch, n))
+
+    def u16(t: Tensor) -> Any:
+        return out(ops.to_u16(t))
+
+    def flt(t: Tensor) -> Any:
+        return out(ops.to_float(t))
+
+    return EpochResult(
+        server_emission=out(core.server),
+        validator_emission=out(core.validator),
+        emission=out(core.chain_emission if payout_chain else core.server + core.validator),
+        dust=origin.wrap(core.dust.reshape(batch)),
+        consensus=u16(core.consensus),
+        incentive=u16(core.incentive),
+        dividends=u16(core.dividends),
+        validator_trust=u16(core.validator_trust),
+        stake_weight=u16(core.stake_weight),
+        consensus_float=flt(core.consensus),
+        incentive_float=flt(core.incentive),
+        dividends_float=flt(core.dividends),
+        validator_trust_float=flt(core.validator_trust),
+        stake_weight_float=flt(core.stake_weight),
+        active_stake_float=flt(core.active_stake),
+        bonds=out(core.bonds_u16, matrix=True),
+        validator_permit=out(core.new_permit),
+        active=out(core.active),
+    )
+
+
+def epoch(
+    state: SubnetState,
+    params: YumaParams = YumaParams(),
+    emission: Array | int = 1_000_000_000,
+    *,
+    exact: bool = True,
+    payout: Payout = "chain",
+    dtype: torch.dtype | None = None,
+    validate: bool = True,
+) -> EpochResult:
+    """Run one Yuma epoch for a subnet or a batch of subnets (``docs/design/yuma-epoch.md``).
+
+    Args:
+        state: the subnet(s): weights ``(*, n, n)``, stake ``(*, n)`` and the optional fields of
+            :class:`SubnetState`.
+        params: hyperparameters (scalars shared by the batch).
+        emission: wei to distribute this epoch, an int or ``(*)`` ints in ``[0, 2**63)``.
+        exact: True: the chain's fixed point on int64, bit for bit. False: float (``dtype``).
+            Exact mode reads integer stake exactly; float stake is read with ``60 - ceil(log2 n)``
+            bits below each subnet's largest stake (then normalised exactly).
+        payout: ``"chain"``: ``floor`` of each share like the chain, the rest is ``dust``;
+            ``"exact"``: the same shares apportioned so that every subnet's emissions sum to
+            ``emission`` exactly (largest remainder; ties to the lower uid, server before
+            validator). The fast path apportions its float shares exactly in both modes.
+            A subnet with no stake at all has no share to follow: it pays nothing and reports
+            the whole emission as dust.
+        dtype: float dtype of the fast path (default float64).
+        validate: run the value checks (ranges, NaN, signs; they sync a GPU).
+
+    Returns:
+        :class:`EpochResult`, in the array type of ``state.weights``. The exact path gives the same
+        bits on every device; the fast path's float sums may differ in the last bits between
+        devices (its payouts are still whole wei that sum as stated).
+
+    Raises:
+        ShapeError, DTypeError, ValueRangeError: bad shapes, dtypes or values (first offender named).
+
+    Example:
+        >>> W = [[0, 65535, 0], [0, 0, 65535], [0, 65535, 0]]
+        >>> state = SubnetState(weights=W, stake=[100, 0, 200])
+        >>> result = epoch(state, emission=1000)
+        >>> result.incentive.tolist(), result.emission.tolist(), int(result.dust)
+        ([0, 65535, 0], [166, 500, 333], 1)
+        >>> epoch(state, emission=1000, payout="exact").emission.tolist()
+        [167, 500, 333]
+    """
+    x = _prepare(state, validate)
+    ops = ops_for(exact, dtype, x.weights.device)
+    _check_args(params, payout, x.n, exact)
+    e = _emission_tensor(emission, x.batch_shape, x.weights.device, validate)
+    if x.weights.shape[0] == 0 or x.n == 0:
+        shape = (*x.batch_shape, x.n, x.n)
+        raise ShapeError(f"Expected a non-empty batch of subnets with n >= 1, but got weights of shape {shape}.")
+    return _wrap_result(_epoch_core(x, params, e, ops, payout), x, payout == "chain")
+
+
+def next_state(
+    state: SubnetState,
+    result: EpochResult,
+    weights: Array | None = None,
+    block: Array | int | None = None,
+    *,
+    blocks_per_epoch: int = 360,
+    stake: Array | None = None,
+    last_update: Array | None = None,
+) -> SubnetState:
+    """The state of the next epoch: the new bonds, permits and consensus carried over.
+
+    Args:
+        state: the state the epoch ran on.
+        result: what :func:`epoch` returned for it.
+        weights: the next epoch's weights ``(*, n, n)``; default: unchanged.
+        block: the next epoch's block; default: ``state.block + blocks_per_epoch``.
+        blocks_per_epoch: the block step when ``block`` is not given (the chain's tempo).
+        stake: the next epoch's stake; default: unchanged.
+        last_update: the next epoch's ``last_update``; default: the old one moved forward by
+            the same number of blocks (every validator keeps its update rhythm, so activity
+            does not decay over a long run).
+
+    Returns:
+        A new :class:`SubnetState` (the input is not modified).
+
+    Example:
+        >>> s = SubnetState(weights=[[0, 65535], [65535, 0]], stake=[1, 3], block=1000)
+        >>> s2 = next_state(s, epoch(s))
+        >>> int(s2.block), s2.validator_permit.tolist()
+        (1360, [True, True])
+    """
+    x = _prepare(state, validate=False)
+    if block is None:
+        new_block = x.block + blocks_per_epoch
+    else:
+        new_block = _per_subnet(block, "block", x.batch_shape, x.weights.device, True)
+    if last_update is None:
+        last_update = x.origin.wrap((x.last_update + (new_block - x.block)).reshape(*x.batch_shape, x.n))
+    wrapped_block: Any = x.origin.wrap(new_block.reshape(x.batch_shape)) if x.batch_shape else int(new_block.reshape(()))
+    return dataclasses.replace(
+        state,
+        weights=state.weights if weights is None else weights,
+        stake=state.stake if stake is None else stake,
+        last_update=last_update,
+        block=wrapped_block,
+        validator_permit=result.validator_permit,
+        bonds=result.bonds,
+        previous_consensus=result.consensus,
+    )
+
+
+def _progress(total: int | None, enabled: bool) -> Any:
+    """A tqdm bar when tqdm is installed (the ``progress`` extra), else a plain stderr counter."""
+    if not enabled:
+        return None
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:
+        return _StderrProgress(total)
+    return tqdm(total=total, desc="epochs", unit="epoch")
+
+
+class _StderrProgress:
+    def __init__(self, total: int | None) -> None:
+        self.total, self.count = total, 0
+
+    def update(self, steps: int = 1) -> None:
+        self.count += steps
+        if self.total is None or self.count == self.total or self.count % max(1, (self.total or 1) // 20) == 0:
+            sys.stderr.write(f"\repochs: {self.count}/{self.total if self.total is not None else '?'}")
+            sys.stderr.flush()
+
+    def close(self) -> None:
+        sys.stderr.write("\n")
+
+
+def _stack_results(cores: list[_Core], x: _Inputs, payout_chain: bool, bonds: Tensor | None = None) -> EpochResult:
+    """Stack per-epoch results into one :class:`EpochResult` with a leading epoch dimension.
+
+    ``bonds``: ``(T, b, n, n)`` when the epochs already wrote their bonds there.
+    """
+    t = len(cores)
+    names = [f.name for f in dataclasses.fields(_Core) if f.name != "ops" and not (bonds is not None and f.name == "bonds_u16")]
+    fields = {name: torch.stack([getattr(c, name) for c in cores]).flatten(0, 1) for name in names}
+    if bonds is not None:
+        fields["bonds_u16"] = bonds.flatten(0, 1)
+    stacked = _Core(**fields, ops=cores[0].ops)
+    batch = (t, *x.batch_shape)
+    return _wrap_result(stacked, dataclasses.replace(x, batch_shape=batch), payout_chain)
+
+
+def run_epochs(
+    state: SubnetState,
+    weight_updates: Array | Iterable[Array],
+    params: YumaParams = YumaParams(),
+    emission: Array | int = 1_000_000_000,
+    *,
+    exact: bool = True,
+    payout: Payout = "chain",
+    dtype: torch.dtype | None = None,
+    progress: bool = False,
+    validate: bool = True,
+) -> tuple[EpochResult, SubnetState]:
+    """Run consecutive epochs, carrying bonds, permits and consensus from one to the next.
+
+    Epoch t runs on ``weight_updates[t]``; between epochs the block advances by ``params.tempo``
+    and everything else follows :func:`next_state`. The loop over epochs is inherent (each needs
+    the previous bonds); subnets are batched. The consensus and the apportionment read a few
+    values back to size their integer arithmetic, so each epoch syncs a GPU a few times.
+
+    Args:
+        state: the starting state (its ``weights`` are replaced by ``weight_updates[0]``).
+        weight_updates: ``(T, *, n, n)`` u16 weights, or an iterable of ``(*, n, n)`` arrays.
+        params, emission, exact, payout, dtype, validate: as in :func:`epoch`.
+        progress: show a progress bar (tqdm when installed, the ``progress`` extra; otherwise a
+            one-line counter on stderr).
+
+    Returns:
+        ``(results, final_state)``: results stacked with a leading epoch dimension ``T``, and the
+        state after the last epoch (ready for the next one).
+
+    Example:
+        >>> W = torch.tensor([[[0, 65535, 0], [0, 0, 65535], [0, 65535, 0]]] * 3)  # (T, n, n)
+        >>> results, final = run_epochs(SubnetState(W[0], [100, 0, 200]), W, emission=1000)
+        >>> results.emission.shape, results.dust.tolist(), final.validator_permit.tolist()
+        (torch.Size([3, 3]), [1, 1, 1], [True, False, True])
+    """
+    x = _prepare(state, validate)
+    ops = ops_for(exact, dtype, x.weights.device)
+    _check_args(params, payout, x.n, exact)
+    e = _emission_tensor(emission, x.batch_shape, x.weights.device, validate)
+    updates, total = _iter_updates(weight_updates, x, validate)
+    bar = _progress(total, progress)
+    cores: list[_Core] = []
+    # The fast path writes each epoch's bonds straight into the stacked result (a (T, b, n, n)
+    # copy less). Only for an array of updates, whose count is certain.
+    bonds = None
+    if not ops.exact and is_array(weight_updates) and total:
+        bonds = torch.empty((total, *x.bonds.shape), dtype=torch.int64, device=x.bonds.device)
+    try:
+        for weights in updates:
+            x = dataclasses.replace(x, weights=weights)
+            core = _epoch_core(x, params, e, ops, payout, None if bonds is None else bonds[len(cores)])
+            cores.append(core)
+            x = _advance(x, core, params.tempo)
+            if bar is not None:
+                bar.update(1)
+    finally:
+        if bar is not None:
+            bar.close()
+    if not cores:
+        raise ShapeError("Expected at least one weight update, but got none.")
+    if bonds is not None:
+        x = dataclasses.replace(x, bonds=x.bonds.clone())  # the final state does not share the results' memory
+    final = _state_from_inputs(x)
+    return _stack_results(cores, x, payout == "chain", bonds), final
+
+
+def _advance(x: _Inputs, core: _Core, blocks: int) -> _Inputs:
+    return dataclasses.replace(
+        x,
+        block=x.block + blocks,
+        last_update=x.last_update + blocks,
+        validator_permit=core.new_permit,
+        bonds=core.bonds_u16,
+        previous_consensus=core.ops.to_u16(core.consensus),
+    )
+
+

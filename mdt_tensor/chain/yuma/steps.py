@@ -1,0 +1,292 @@
+"""The steps of one epoch, in the chain's order, on a prepared batch (no Python loop over subnets or uids).
+
+``_epoch_core`` calls one function per step of subtensor's ``epoch_mechanism``
+(``pallets/subtensor/src/epoch/run_epoch.rs``): activity, stake, permits, active stake, weights,
+consensus and clipping, incentive, bond weights, bonds and dividends, emission, stored bonds.
+Each is written once for both arithmetics (``arith._Exact`` / ``arith._Float``); the step list
+and the sparse/dense differences are in ``docs/design/yuma-epoch.md``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from ..._constants import U16_MAX
+from .arith import Ops, apportion_payout, payout_weights
+from .inputs import _Inputs
+from .types import Payout, YumaParams
+
+__all__: list[str] = []
+
+
+@dataclass
+class _Core:
+    """Internal results of one epoch, flattened (b, ...), as torch tensors."""
+
+    server: Tensor
+    validator: Tensor
+    chain_emission: Tensor
+    dust: Tensor
+    stake_weight: Tensor
+    active_stake: Tensor
+    consensus: Tensor
+    incentive: Tensor
+    dividends: Tensor
+    validator_trust: Tensor
+    bonds_u16: Tensor
+    new_permit: Tensor
+    active: Tensor
+    ops: Any = field(repr=False)
+
+
+@dataclass
+class _Epoch:
+    """What every step reads: the batch, the parameters, the arithmetic and the owner mask."""
+
+    x: _Inputs
+    p: YumaParams
+    ops: Ops
+    sparse: bool  # the production path (``epoch_mechanism``), not the dense test path
+    is_owner: Tensor  # (b, n); owner -1 matches nobody
+
+
+def _activity(c: _Epoch) -> Tensor:
+    """Steps 1-2: uids whose last update is within the activity cutoff (the outdated mask comes with the weights)."""
+    x = c.x
+    return (x.last_update + c.p.activity_cutoff >= x.block) & x.valid
+
+
+def _stake(c: _Epoch) -> Tensor:
+    """Steps 3-4: the stake threshold (owner exempt on the sparse path), then the stake proportions."""
+    raw = c.x.stake.masked_fill(~c.x.valid, 0)
+    below = raw < c.p.stake_threshold
+    if c.sparse:
+        below = below & ~c.is_owner
+    return c.ops.stake_proportions(raw.masked_fill(below, 0), c.x.valid)
+
+
+def _permits(c: _Epoch, stake: Tensor) -> tuple[Tensor, Tensor]:
+    """Step 5: the new top-k permits and the stored ones (the owner forced on the sparse path)."""
+    valid = c.x.valid
+    n = stake.shape[-1]
+    order = c.ops.descending_order(stake)  # is_topk_nonzero: higher uid first among equal stakes
+    rank = torch.empty_like(order).scatter_(-1, order, torch.arange(n, device=stake.device).expand_as(order))
+    new_permit = (rank < c.p.max_allowed_validators) & (stake > 0) & valid
+    old_permit = c.x.validator_permit if c.x.validator_permit is not None else new_permit
+    old_permit = old_permit & valid
+    if c.sparse:
+        new_permit = new_permit | (c.is_owner & valid)
+        old_permit = old_permit | (c.is_owner & valid)
+    return new_permit, old_permit
+
+
+def _active_stake(c: _Epoch, stake: Tensor, active: Tensor, old_permit: Tensor) -> Tensor:
+    """Step 6: the stake of active permitted validators, normalised."""
+    zero = torch.zeros((), dtype=c.ops.dtype, device=stake.device)
+    return c.ops.normalize(torch.where(active & old_permit, stake, zero))
+
+
+def _weights(c: _Epoch, old_permit: Tensor) -> tuple[Tensor, Tensor]:
+    """Step 7: permit rows, the diagonal (except the owner's on the sparse path), outdated cells; rows normalised.
+
+    Returns the normalised weights and the mask of the cells kept.
+    """
+    x = c.x
+    # (old_permit already excludes padded rows; padded columns are masked where padding exists)
+    keep = old_permit.unsqueeze(-1) & (x.last_update.unsqueeze(-1) > x.block_at_registration.unsqueeze(-2))
+    if x.padded:
+        keep &= x.valid.unsqueeze(-2)
+    diagonal = keep.diagonal(dim1=-2, dim2=-1)  # a view: the rule is applied in place
+    if c.sparse:
+        diagonal &= c.is_owner
+    else:
+        diagonal.fill_(False)
+    present = keep if x.weights_present is None else keep & x.weights_present
+    return c.ops.normalize_u16(x.weights, ~present, dim=-1), present
+
+
+def _consensus(c: _Epoch, weights: Tensor, active_stake: Tensor, in_place: bool) -> tuple[Tensor, Tensor, Tensor]:
+    """Steps 8-10: the stake-weighted median consensus, the clipped weights and validator trust.
+
+    ``in_place``: the clipped weights may overwrite ``weights`` (never read again).
+    """
+    kappa: Any = c.ops.const_ratio(c.p.kappa, U16_MAX)  # int bits (exact) or float
+    consensus = c.ops.weighted_median(weights, active_stake, kappa)
+    if in_place:
+        clipped = torch.minimum(weights, consensus.unsqueeze(-2), out=weights)
+    else:
+        clipped = torch.minimum(weights, consensus.unsqueeze(-2))
+    return consensus, clipped, clipped.sum(-1)
+
+
+def _bond_weights(c: _Epoch, weights: Tensor, clipped: Tensor, beta: Any) -> Tensor:
+    """Step 12: the weights the bonds see, ``W + beta * (clipped - W)``."""
+    if beta == 0:
+        return weights
+    if beta == c.ops.one:
+        return clipped
+    return weights + c.ops.mul_const(clipped - weights, beta)
+
+
+def _bond_cells(
+    c: _Epoch, beta: Any, present: Tensor, weights: Tensor, consensus: Tensor, bond_weights: Tensor
+) -> Tensor:
+    """The cells the sparse path keeps in the bond weights (only the liquid-alpha EMA can tell)."""
+    if not c.sparse:
+        return torch.ones_like(present)
+    if beta == 0:
+        return present
+    if beta == c.ops.one:  # col_clip_sparse drops W > C where C <= 0
+        return present & ~((weights > consensus.unsqueeze(-2)) & (consensus.unsqueeze(-2) <= 0))
+    return bond_weights > 0  # interpolate_sparse keeps positive cells only
+
+
+def _original_bonds(
+    c: _Epoch, bond_weights: Tensor, drop: Tensor, active_stake: Tensor, incentive: Tensor, in_place: bool
+) -> tuple[Tensor, Tensor]:
+    """Step 13, original Yuma: the bonds EMA of stake-weighted bond weights; dividends and stored bonds.
+
+    ``in_place``: ``bond_weights`` may be overwritten (the float path, when nothing reads it again).
+    """
+    ops = c.ops
+    bonds = ops.normalize_u16(c.x.bonds, drop, dim=-2)
+    weighed = bond_weights.mul_(active_stake.unsqueeze(-1)) if in_place else ops.mul(active_stake.unsqueeze(-1), bond_weights)
+    delta = ops.normalize_(weighed, dim=-2)
+    alpha: Any = ops.bonds_ema_alpha(c.p.bonds_moving_average)
+    ema = ops.normalize_(ops.ema(delta, bonds, alpha, consume=True), dim=-2)
+    dividends = ops.normalize(ops.mat_vec(ema, incentive))
+    return dividends, ops.col_max_upscale_(ema)  # the EMA is not read again
+
+
+def _yuma3_bonds(
+    c: _Epoch, bond_weights: Tensor, cells: Callable[[], Tensor], drop: Tensor, consensus: Tensor,
+    active_stake: Tensor, incentive: Tensor,
+) -> tuple[Tensor, Tensor]:
+    """Step 13, Yuma 3: the bonds EMA (``compute_bonds_sparse``); dividends and stored bonds."""
+    ops = c.ops
+    bonds = ops.u16_proportion(c.x.bonds.masked_fill(drop, 0))
+    ema = _yuma3_ema(c, bond_weights, cells, bonds, consensus)
+    ema_norm = ops.normalize(ema, dim=-2)
+    per_validator = ops.mul(incentive.unsqueeze(-2), ema_norm).sum(-1)
+    return ops.normalize(ops.mul(per_validator, active_stake)), ema
+
+
+def _yuma3_ema(c: _Epoch, weights: Tensor, cells: Callable[[], Tensor], bonds: Tensor, consensus: Tensor) -> Tensor:
+    """Yuma 3 bonds EMA: scalar alpha, or liquid alpha per cell (``alpha_sigmoid``)."""
+    ops, p, x = c.ops, c.p, c.x
+    ema_alpha: Any = ops.bonds_ema_alpha(p.bonds_moving_average)
+    plain = ops.ema(weights, bonds, ema_alpha)  # both terms >= 0
+    if not p.liquid_alpha:
+        return plain
+    mode = p.liquid_alpha_consensus_mode
+    if x.previous_consensus is not None and (mode == "previous" or (mode == "auto" and p.bonds_penalty == U16_MAX)):
+        reference = ops.u16_proportion(x.previous_consensus)
+    else:
+        reference = consensus
+    reference = reference.masked_fill(~x.valid, 0)
+    low: Any = ops.const_ratio(p.alpha_low, U16_MAX)  # int bits (exact) or float
+    high: Any = ops.const_ratio(p.alpha_high, U16_MAX)
+    one = ops.one
+    buy = (weights - reference.unsqueeze(-2)).clamp(0, one)
+    sell = (bonds - weights).clamp(0, one)
+    diff = torch.where(weights >= bonds, buy, sell)
+    steepness: Any = ops.steepness(p.alpha_sigmoid_steepness)
+    alpha = ops.sigmoid_alpha(diff, steepness, low, high)
+    decayed = ops.mul(one - alpha, bonds)
+    liquid = (decayed + ops.mul(alpha, weights).clamp(min=0)).clamp(max=one)
+    liquid = torch.where(cells(), liquid, 0).clamp(min=0)
+    use_liquid = (reference != 0).any(-1).view(-1, 1, 1)
+    return torch.where(use_liquid, liquid, plain)
+
+
+def _emission(
+    c: _Epoch, incentive: Tensor, dividends: Tensor, active_stake: Tensor, stake: Tensor, emission: Tensor, payout: Payout
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Step 14: shares of ``I + D`` (or of the stake when nothing is weighted), floored or apportioned.
+
+    Returns server and validator wei, the chain's ``Emission`` item and the dust.
+    """
+    combined = incentive + dividends
+    total = combined.sum(-1, keepdim=True)
+    nothing = total <= 0
+    fallback = torch.where(active_stake.sum(-1, keepdim=True) > 0, active_stake, stake)
+    totals = emission.squeeze(-1)  # (b,)
+    chain_emission = c.ops.chain_emission(combined, nothing, fallback, emission)
+    if payout == "chain":
+        server, validator = c.ops.chain_payout(incentive, dividends, total, nothing, fallback, emission)
+    else:
+        server_w, validator_w = payout_weights(incentive, dividends, nothing, fallback)
+        server, validator = apportion_payout(totals, server_w, validator_w, "largest_remainder")
+    dust = totals - (server + validator).sum(-1)
+    return server, validator, chain_emission, dust
+
+
+def _stored_bonds(c: _Epoch, stored: Tensor, new_permit: Tensor, old_permit: Tensor, out: Tensor | None) -> Tensor:
+    """Step 16: the new bonds as u16, rows kept for new permits and emptied otherwise.
+
+    The dense path leaves the rows of uids that never had a permit untouched. ``stored`` is
+    consumed; ``out``: where to write the result (``(b, n, n)`` int64) instead of a fresh tensor.
+    """
+    x = c.x
+    bonds_u16 = c.ops.to_u16_(stored, out=out)
+    bonds_u16.masked_fill_(~new_permit.unsqueeze(-1), 0)
+    if not c.sparse:
+        untouched = (~new_permit & ~old_permit).unsqueeze(-1)
+        torch.where(untouched, x.bonds, bonds_u16, out=bonds_u16)
+    if x.padded:
+        bonds_u16.masked_fill_(~(x.valid.unsqueeze(-1) & x.valid.unsqueeze(-2)), 0)
+    return bonds_u16
+
+
+def _epoch_core(
+    x: _Inputs, p: YumaParams, emission: Tensor, ops: Ops, payout: Payout, bonds_out: Tensor | None = None
+) -> _Core:
+    """Every step of the epoch on a prepared batch.
+
+    ``bonds_out``: where the new u16 bonds ``(b, n, n)`` are written (the runner's stacked
+    result), instead of a fresh tensor.
+    """
+    c = _Epoch(x, p, ops, sparse=p.path == "sparse", is_owner=torch.arange(x.n, device=x.weights.device) == x.owner_uid)
+    active = _activity(c)
+    stake = _stake(c)
+    new_permit, old_permit = _permits(c, stake)
+    active_stake = _active_stake(c, stake, active, old_permit)
+    weights, present = _weights(c, old_permit)
+    beta: Any = ops.const_ratio(p.bonds_penalty, U16_MAX)  # int bits (exact) or float
+    # The float path's original bonds with beta = 1 never read W after clipping, nor W-bar after
+    # weighing it by stake: both steps then run in place on the weights' own tensor.
+    in_place = ops.in_place and not p.yuma3 and beta == ops.one
+    consensus, clipped, validator_trust = _consensus(c, weights, active_stake, in_place)
+    incentive = ops.normalize(ops.vec_mat(active_stake, clipped))  # step 11: ranks, incentive
+    bond_weights = _bond_weights(c, weights, clipped, beta)
+    last_tempo = (x.block - p.tempo).clamp(min=0)
+    drop = (last_tempo <= x.block_at_registration).unsqueeze(-2)  # (b, 1, n): bonds of fresh uids
+    if x.padded:
+        drop = drop | ~(x.valid.unsqueeze(-1) & x.valid.unsqueeze(-2))
+    if p.yuma3:
+        cells = lambda: _bond_cells(c, beta, present, weights, consensus, bond_weights)  # noqa: E731
+        dividends, stored = _yuma3_bonds(c, bond_weights, cells, drop, consensus, active_stake, incentive)
+    else:
+        dividends, stored = _original_bonds(c, bond_weights, drop, active_stake, incentive, in_place)
+    server, validator, chain_emission, dust = _emission(c, incentive, dividends, active_stake, stake, emission, payout)
+    return _Core(
+        server=server,
+        validator=validator,
+        chain_emission=chain_emission,
+        dust=dust,
+        stake_weight=stake,
+        active_stake=active_stake,
+        consensus=consensus,
+        incentive=incentive,
+        dividends=dividends,
+        validator_trust=validator_trust,
+        bonds_u16=_stored_bonds(c, stored, new_permit, old_permit, bonds_out),
+        new_permit=new_permit,
+        active=active,
+        ops=ops,
+    )

@@ -1,0 +1,187 @@
+"""What an epoch reads and returns: the hyperparameters, the subnet state and the result.
+
+``YumaParams`` checks its fields when built (the chain's storage ranges); ``SubnetState`` and
+``EpochResult`` are plain containers of arrays, checked by ``inputs._prepare`` when an epoch runs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from ..._array import Array
+from ..._constants import U16_MAX
+from ..._validation import check_bool, check_choice, check_int
+from ...errors import ValueRangeError
+
+__all__ = ["YumaParams", "SubnetState", "EpochResult", "Path", "ConsensusMode", "Payout"]
+
+Path = Literal["sparse", "dense"]
+ConsensusMode = Literal["current", "previous", "auto"]
+Payout = Literal["chain", "exact"]
+
+#: The integer fields of YumaParams and their storage ranges, in the order they are checked.
+_INT_FIELDS: tuple[tuple[str, int, int], ...] = (
+    ("kappa", 0, U16_MAX),
+    ("bonds_penalty", 0, U16_MAX),
+    ("alpha_low", 0, U16_MAX),
+    ("alpha_high", 0, U16_MAX),
+    ("bonds_moving_average", 0, 1_000_000),
+    ("alpha_sigmoid_steepness", -(2**15), 2**15 - 1),
+    ("activity_cutoff", 0, 2**62),
+    ("max_allowed_validators", 0, U16_MAX),
+    ("stake_threshold", 0, 2**62),
+    ("tempo", 0, U16_MAX),
+)
+
+
+@dataclass(frozen=True)
+class YumaParams:
+    """A subnet's epoch hyperparameters, in the chain's storage units, with its defaults.
+
+    Attributes:
+        kappa: consensus majority as u16 (``kappa / 65535``; 32767 is 0.49999).
+        bonds_penalty: u16; ``beta = bonds_penalty / 65535`` (65535: bonds use clipped weights).
+        bonds_moving_average: per million; the bonds EMA uses ``alpha = 1 - bma / 1e6``.
+        yuma3: Yuma 3 bonds (absolute proportions per validator-miner pair) instead of the original.
+        liquid_alpha: Yuma 3 only: a per-cell EMA alpha from the chain's ``alpha_sigmoid``.
+        alpha_low, alpha_high: liquid-alpha bounds as u16 (45875, 58982 are 0.7 and 0.9).
+        alpha_sigmoid_steepness: i16; the sigmoid uses ``steepness / 100``.
+        liquid_alpha_consensus_mode: which consensus the liquid alpha compares against:
+            ``"current"`` (this epoch's), ``"previous"`` (``SubnetState.previous_consensus``) or
+            ``"auto"`` (previous when ``bonds_penalty == 65535``, else current).
+        activity_cutoff: blocks after the last weight update before a validator is inactive.
+        max_allowed_validators: k of the top-k stake validator permits.
+        stake_threshold: minimum raw stake (in the stake's unit) to count; the owner is exempt.
+        tempo: blocks per epoch; the bonds of uids registered within the last ``tempo`` blocks
+            are dropped (``last_tempo = block - tempo``).
+        path: ``"sparse"`` is the chain's production ``epoch_mechanism`` (the default);
+            ``"dense"`` is its test-only ``epoch_dense_mechanism``, which masks the owner's
+            self-weight too, does not exempt or force the owner, keeps the bonds rows of uids
+            that never had a permit, and runs the Yuma 3 EMA over every cell
+            (``docs/design/yuma-epoch.md``, "Sparse and dense").
+
+    Integer fields accept Python and numpy integers (stored as Python ints); a wrong type raises
+    :class:`~mdt_tensor.errors.DTypeError`, a value out of range or an unknown option string
+    :class:`~mdt_tensor.errors.ValueRangeError`.
+
+    Example:
+        >>> YumaParams().kappa, YumaParams(yuma3=True).bonds_moving_average
+        (32767, 900000)
+    """
+
+    kappa: int = 32767
+    bonds_penalty: int = 65535
+    bonds_moving_average: int = 900_000
+    yuma3: bool = False
+    liquid_alpha: bool = False
+    alpha_low: int = 45875
+    alpha_high: int = 58982
+    alpha_sigmoid_steepness: int = 1000
+    liquid_alpha_consensus_mode: ConsensusMode = "current"
+    activity_cutoff: int = 5000
+    max_allowed_validators: int = 128
+    stake_threshold: int = 0
+    tempo: int = 360
+    path: Path = "sparse"
+
+    def __post_init__(self) -> None:
+        for name, low, high in _INT_FIELDS:
+            object.__setattr__(self, name, check_int(getattr(self, name), f"YumaParams.{name}", low=low, high=high))
+        if self.alpha_low > self.alpha_high:
+            raise ValueRangeError(
+                f"Expected YumaParams.alpha_low <= alpha_high, but got {self.alpha_low} > {self.alpha_high}."
+            )
+        for name in ("yuma3", "liquid_alpha"):
+            object.__setattr__(self, name, check_bool(getattr(self, name), f"YumaParams.{name}"))
+        check_choice(self.liquid_alpha_consensus_mode, "YumaParams.liquid_alpha_consensus_mode",
+                     ("current", "previous", "auto"))
+        check_choice(self.path, "YumaParams.path", ("sparse", "dense"))
+
+
+@dataclass
+class SubnetState:
+    """What the chain holds for a subnet at the start of an epoch (optionally a batch of subnets).
+
+    Leading batch dimensions ``*`` are subnets (or any grouping); ``n`` is the (padded) size.
+    Arrays may be torch tensors, numpy arrays, CuPy arrays or Python lists.
+
+    Attributes:
+        weights: ``(*, n, n)`` integer u16 values; row i is what validator i stored.
+        stake: ``(*, n)`` raw stake per uid, >= 0 (integer rao: exact; float: see ``epoch``).
+        last_update: ``(*, n)`` block of each uid's last weight update; default: ``block``.
+        block_at_registration: ``(*, n)`` block each uid was (re)registered; default: 0.
+        validator_permit: ``(*, n)`` bool, the permits stored by the previous epoch. Default:
+            the permits this stake earns (the steady state; a subnet whose permits have never
+            been computed should pass all-False explicitly).
+        bonds: ``(*, n, n)`` integer u16 stored bonds; default: zeros (no bonds yet).
+        block: current block, an int or ``(*)``; default: the largest ``last_update`` (or 1).
+        owner_uid: the subnet owner's uid, an int or ``(*)``; -1 means no owner.
+        n_valid: ``(*)`` number of real uids per subnet (the rest is padding); default: n.
+        weights_present: ``(*, n, n)`` bool, which cells the chain stores; default: all.
+            Matters only for the sparse Yuma 3 liquid-alpha EMA, which drops absent cells
+            (``docs/design/yuma-epoch.md``, "Sparse and dense").
+        previous_consensus: ``(*, n)`` u16 consensus of the previous epoch, for
+            ``liquid_alpha_consensus_mode`` previous/auto; default: none stored, and then the
+            current consensus is used (as the chain does when nothing is stored).
+
+    Example:
+        >>> state = SubnetState(weights=[[0, 65535], [65535, 0]], stake=[10, 30])
+        >>> state.owner_uid
+        -1
+    """
+
+    weights: Array
+    stake: Array
+    last_update: Array | None = None
+    block_at_registration: Array | None = None
+    validator_permit: Array | None = None
+    bonds: Array | None = None
+    block: Array | int | None = None
+    owner_uid: Array | int = -1
+    n_valid: Array | None = None
+    weights_present: Array | None = None
+    previous_consensus: Array | None = None
+
+
+@dataclass
+class EpochResult:
+    """The outputs of one epoch, per uid, as the caller's array type.
+
+    u16 fields are integer arrays holding ``floor(x * 65535)`` as the chain stores them; the
+    ``*_float`` fields hold the same quantities as floats (exact mode: the I32F32 value).
+
+    Attributes:
+        server_emission, validator_emission: ``(*, n)`` int64 wei paid to uids as miners / validators.
+        emission: ``(*, n)`` int64 per-uid total. With ``payout="chain"`` it is the chain's
+            ``Emission`` storage item, ``floor(normalize(I + D) * E)``, which floors the combined
+            share once and so can differ by 1 wei from ``server_emission + validator_emission``;
+            with ``payout="exact"`` it is ``server_emission + validator_emission``.
+        dust: ``(*)`` int64, the wei never paid: ``E - sum(server_emission + validator_emission)``
+            (0 with ``payout="exact"``).
+        consensus, incentive, dividends, validator_trust, stake_weight: ``(*, n)`` u16 values.
+        consensus_float, incentive_float, dividends_float, validator_trust_float,
+            stake_weight_float, active_stake_float: ``(*, n)`` floats.
+        bonds: ``(*, n, n)`` u16 values stored for the next epoch.
+        validator_permit: ``(*, n)`` bool, the new permits (stored for the next epoch).
+        active: ``(*, n)`` bool, uids whose last update is within the activity cutoff.
+    """
+
+    server_emission: Array
+    validator_emission: Array
+    emission: Array
+    dust: Array
+    consensus: Array
+    incentive: Array
+    dividends: Array
+    validator_trust: Array
+    stake_weight: Array
+    consensus_float: Array
+    incentive_float: Array
+    dividends_float: Array
+    validator_trust_float: Array
+    stake_weight_float: Array
+    active_stake_float: Array
+    bonds: Array
+    validator_permit: Array
+    active: Array
