@@ -8,6 +8,7 @@ Triton are usable, and which CPU engine the numpy kernels run under.
 from __future__ import annotations
 
 import argparse
+import importlib
 import importlib.metadata
 import importlib.util
 import json
@@ -41,9 +42,11 @@ def _version(distribution: str) -> str | None:
 def _numpy_cpu_features() -> dict[str, Any]:
     """numpy's SIMD baseline, the dispatch targets this CPU supports, and whether AVX-512 is among them."""
     try:
-        from numpy._core._multiarray_umath import __cpu_baseline__, __cpu_dispatch__, __cpu_features__
-    except ImportError:  # numpy < 2 keeps them under numpy.core
-        from numpy.core._multiarray_umath import __cpu_baseline__, __cpu_dispatch__, __cpu_features__
+        umath: Any = importlib.import_module("numpy._core._multiarray_umath")
+    except ImportError:  # numpy < 2 keeps it under numpy.core
+        umath = importlib.import_module("numpy.core._multiarray_umath")
+    __cpu_baseline__, __cpu_dispatch__, __cpu_features__ = (
+        umath.__cpu_baseline__, umath.__cpu_dispatch__, umath.__cpu_features__)
     active = [name for name in __cpu_dispatch__ if __cpu_features__.get(name)]
     return {
         "baseline": list(__cpu_baseline__),

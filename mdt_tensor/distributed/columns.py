@@ -27,6 +27,7 @@ import torch
 from torch import Tensor
 
 from .. import fixed, weighted_median, weighted_median_fixed, yuma
+from .._constants import U16_MAX
 from .._validation import check_finite, check_non_negative, first_index
 from ..errors import ShapeError, ValueRangeError
 from .comm import Guard, shard_range
@@ -34,7 +35,7 @@ from .comm import Guard, shard_range
 __all__ = ["ColumnShardResult", "column_sharded_epoch", "shard_columns"]
 
 _ONE = 1 << 32
-_U16_MAX = 65535
+
 
 
 @dataclass
@@ -205,7 +206,7 @@ def _matrix(x: Any, name: str, n: int, device: torch.device, validate: bool) -> 
         raise ShapeError(f"Expected `{name}` to hold u16 integers, but got dtype {t.dtype}.")
     t = t.to(torch.int64)
     if validate:
-        bad = first_index((t < 0) | (t > _U16_MAX))
+        bad = first_index((t < 0) | (t > U16_MAX))
         if bad is not None:
             raise ValueRangeError(f"Expected `{name}` in [0, 65535], but found {int(t[bad])} at index {bad}.")
     return t
@@ -242,7 +243,7 @@ def _masked_weights(local: _Local, cols: range, sparse: bool) -> Tensor:
 def _to_u16(x: Tensor, exact: bool) -> Tensor:
     if exact:
         return fixed.fx_to_u16(x)
-    return torch.floor(x.to(torch.float64) * _U16_MAX).clamp_(0, _U16_MAX).to(torch.int64)
+    return torch.floor(x.to(torch.float64) * U16_MAX).clamp_(0, U16_MAX).to(torch.int64)
 
 
 def _mul(a: Tensor, b: Tensor | int | float, exact: bool) -> Tensor:
@@ -267,10 +268,10 @@ def _consensus(w_int: Tensor, row_sums: Tensor, local: _Local, p: yuma.YumaParam
     stake = local.uids.active_stake
     if exact:
         weights = (w_int << 32).div_(row_sums.clamp(min=1).unsqueeze(-1), rounding_mode="floor")
-        consensus = weighted_median_fixed(weights, stake, (p.kappa << 32) // _U16_MAX, validate=False)
+        consensus = weighted_median_fixed(weights, stake, (p.kappa << 32) // U16_MAX, validate=False)
     else:
         weights = w_int.to(dtype) / torch.where(row_sums > 0, row_sums, 1).to(dtype).unsqueeze(-1)
-        consensus = weighted_median(weights, stake, p.kappa / _U16_MAX, validate=False)
+        consensus = weighted_median(weights, stake, p.kappa / U16_MAX, validate=False)
     clipped = torch.minimum(weights, consensus.unsqueeze(-2))
     ranks = fixed.fx_mul(stake.unsqueeze(-1), clipped).sum(-2) if exact else (stake.unsqueeze(-2) @ clipped)[0]
     return _Consensus(weights, consensus, clipped, ranks)
@@ -281,7 +282,7 @@ def _bonds(c: _Consensus, incentive: Tensor, local: _Local, cols: range, p: yuma
     """Step 12-13 on this block: ``(partial dividend row sums (n,), new u16 bonds (n, c))``."""
     u = local.uids
     one: Any = _ONE if exact else 1.0
-    beta: Any = (p.bonds_penalty << 32) // _U16_MAX if exact else p.bonds_penalty / _U16_MAX
+    beta: Any = (p.bonds_penalty << 32) // U16_MAX if exact else p.bonds_penalty / U16_MAX
     if beta == 0:
         bond_weights = c.weights
     elif beta == one:
@@ -293,7 +294,7 @@ def _bonds(c: _Consensus, incentive: Tensor, local: _Local, cols: range, p: yuma
     alpha: Any = fixed.fx_bonds_ema_alpha(p.bonds_moving_average) if exact else 1.0 - p.bonds_moving_average / 1_000_000
     rest = one - alpha
     if p.yuma3:
-        bonds = fixed.fx_from_u16_proportion(old, validate=False) if exact else old.to(dtype) / _U16_MAX
+        bonds = fixed.fx_from_u16_proportion(old, validate=False) if exact else old.to(dtype) / U16_MAX
         ema = _mul(bond_weights, alpha, exact) + _mul(bonds, rest, exact)
         partial = _mul(incentive.unsqueeze(-2), _normalize(ema, exact, dim=-2), exact).sum(-1)
         stored = ema

@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from ..._array import Array
 from ..._constants import U16_MAX
@@ -97,6 +97,22 @@ class YumaParams:
         check_choice(self.liquid_alpha_consensus_mode, "YumaParams.liquid_alpha_consensus_mode",
                      ("current", "previous", "auto"))
         check_choice(self.path, "YumaParams.path", ("sparse", "dense"))
+
+    @classmethod
+    def from_chain(cls, hyperparameters: Any, *, strict: bool = False) -> YumaParams:
+        """The parameters from the SDK's ``SubnetHyperparameters`` names (a mapping or the SDK's dataclass).
+
+        ``kappa``, ``bonds_moving_avg``, ``alpha_high``, ``alpha_low``, ``liquid_alpha_enabled``,
+        ``alpha_sigmoid_steepness``, ``yuma_version``, ``activity_cutoff``, ``max_validators``,
+        ``tempo``, ...: see :func:`mdt_tensor.io.hyperparams.params_from_chain`, which this calls.
+
+        Example:
+            >>> YumaParams.from_chain({"kappa": 32767, "yuma_version": 3}).yuma3
+            True
+        """
+        from ...io.hyperparams import params_from_chain  # io builds on the epoch, not the other way
+
+        return params_from_chain(hyperparameters, strict=strict)
 
 
 @dataclass
