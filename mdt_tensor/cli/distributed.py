@@ -25,7 +25,7 @@ import torch
 import torch.distributed as dist
 
 from .. import distributed, yuma
-from ..distributed.comm import Guard, ProcessGroupError
+from ..distributed.comm import DistributedJobError, Guard, ProcessGroupError
 from ..errors import MdtError
 from .failures import error_line, guarded
 
@@ -216,7 +216,21 @@ def run_command(handler: Callable[[argparse.Namespace, DistEnv], int], args: arg
             raise
         print(error_line(command, exc if isinstance(exc, MdtError) else ProcessGroupError(str(exc))), file=sys.stderr)
         return 2
+    def call() -> int:
+        try:
+            return handler(args, env)
+        except DistributedJobError as exc:
+            raise _shorter(exc, env.world_size) from exc
+
     try:
-        return guarded(command, lambda: handler(args, env), debug=debug, report=env.is_root)
+        return guarded(command, call, debug=debug, report=env.is_root)
     finally:
         close(env)
+
+
+def _shorter(exc: DistributedJobError, world_size: int) -> DistributedJobError:
+    """``exc``, or the same error said once when every rank failed alike (a bad option or a shared bad file)."""
+    messages = set(exc.failures.values())
+    if len(exc.failures) == world_size > 1 and len(messages) == 1:
+        return DistributedJobError(f"on every rank: {messages.pop()}", exc.failures)
+    return exc

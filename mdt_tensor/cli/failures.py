@@ -40,7 +40,12 @@ class OneLineParser(argparse.ArgumentParser):
 
 
 def one_line(exc: BaseException) -> str:
-    """The message of ``exc`` on one line (whitespace collapsed), or its type name if empty."""
+    """The message of ``exc`` on one line (whitespace collapsed), or its type name if empty.
+
+    An ``OSError`` from the system reads ``FILE: reason`` (``/x.json: No such file or directory``).
+    """
+    if isinstance(exc, OSError) and exc.strerror and exc.filename is not None:
+        return f"{exc.filename}: {exc.strerror}"
     return " ".join(str(exc).split()) or type(exc).__name__
 
 

@@ -79,6 +79,8 @@ def parse_emission(text: str) -> int:
 
 def emission_option(text: str) -> int:
     """:func:`parse_emission` for ``--emission``: errors name the option and the text."""
+    if text.strip().lstrip("+-").isdigit():
+        raise ValueRangeError(f"--emission {text!r}: no unit; write '{text.strip()} wei' or '{text.strip()} MDT'")
     try:
         return parse_emission(text)
     except MdtError as exc:

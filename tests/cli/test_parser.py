@@ -1,9 +1,6 @@
-"""The ``mdt-tensor`` parser: help, usage errors, and the command run once as a subprocess."""
+"""The ``mdt-tensor`` parser: help, and usage errors as one line (the subprocess runs: ``test_end_to_end.py``)."""
 
 from __future__ import annotations
-
-import subprocess
-import sys
 
 import pytest
 
@@ -41,12 +38,3 @@ def test_bad_arguments_exit_2_with_one_line(capsys: pytest.CaptureFixture[str]) 
         assert cli.main(list(argv)) == 2, argv
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and message in err and "usage:" not in err, (argv, err)
-
-
-def test_module_runs_as_a_script() -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "mdt_tensor.cli", "epoch", "--subnets", "1", "--uids", "16", "--top", "2"],
-        capture_output=True, text=True, timeout=120, check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    assert "subnet 0" in done.stdout
