@@ -21,6 +21,7 @@ from mdt_tensor.io.series import demo_series
 
 from ..distributed.launch import Outcome, launch
 
+SNAPSHOT = Path(__file__).resolve().parents[1] / "data" / "sn15_block4769998.npz"
 EPOCH = ["epoch", "--subnets", "3", "--uids", "12", "--epochs", "2", "--yuma3", "--quiet"]
 REPLAY = ["replay", "--payout", "exact", "--emission", "0.5 MDT", "--quiet"]
 
@@ -37,6 +38,7 @@ def _commands(work: Path) -> dict[str, list[str]]:
     (broken / "block-1001080.npz").write_bytes(b"PK\x03\x04 cut short")  # the 4th of 5: rank 1's share
     return {
         "epoch": [*EPOCH, "--json", str(work / "dist-epoch.json")],
+        "epoch_snapshot": ["epoch", "--snapshot", str(SNAPSHOT), "--quiet", "--json", str(work / "dist-snapshot.json")],
         "replay": [*REPLAY, str(work / "series"), "--out", str(work / "dist-replay.csv")],
         "replay_broken": [*REPLAY, str(broken), "--out", str(work / "broken.csv")],
         "epoch_bad_option": [*EPOCH, "--emission", "1 XYZ", "--json", str(work / "never.json")],
@@ -71,6 +73,15 @@ def test_epoch_json_equals_the_single_process_file_byte_for_byte(job: tuple[Path
     single = tmp_path / "single.json"
     assert cli.main([*EPOCH, "--json", str(single)]) == 0
     assert (work / "dist-epoch.json").read_bytes() == single.read_bytes()
+
+
+def test_one_snapshot_runs_on_rank_0_and_writes_the_single_process_bytes(job: tuple[Path, list[Outcome]],
+                                                                          tmp_path: Path) -> None:
+    work, outcomes = job
+    assert [o.value["epoch_snapshot"] for o in outcomes] == [(0, ""), (0, "")]
+    single = tmp_path / "single.json"
+    assert cli.main(["epoch", "--snapshot", str(SNAPSHOT), "--quiet", "--json", str(single)]) == 0
+    assert (work / "dist-snapshot.json").read_bytes() == single.read_bytes()
 
 
 def test_replay_export_equals_the_single_process_file_byte_for_byte(job: tuple[Path, list[Outcome]], tmp_path: Path) -> None:
