@@ -3,8 +3,9 @@
 Reads snapshot files and folders (``mdt_tensor.io``), orders them by block, runs one epoch per
 snapshot carrying bonds, prints per epoch what was paid and to whom, and the agreement with the
 chain's stored outputs where the files hold them; ``--out`` writes the per-uid table (CSV, JSON
-lines, Parquet), ``--plot`` a PNG. Bad input of any kind exits 2 with one line saying what was
-wrong (``--debug`` shows the traceback instead).
+lines, Parquet), ``--plot`` a PNG. Errors follow :mod:`.failures` (bad input: exit 2, one line).
+With ``--distributed`` the ranks share the reading of the files; the epochs (sequential: bonds
+carry) and the exports run on rank 0, so the files equal the single-process ones byte for byte.
 """
 
 from __future__ import annotations
