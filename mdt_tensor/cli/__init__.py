@@ -1,7 +1,8 @@
 """The ``mdt-tensor`` command line: a parser that dispatches to one module per subcommand.
 
-``mdt-tensor epoch`` (:mod:`.epoch`) runs the Yuma epoch on the built-in demo network
-(:mod:`.demo`) or a snapshot file (:mod:`.snapshot`) and prints a summary per subnet.
+``epoch`` (:mod:`.epoch`: the demo network of :mod:`.demo` or a snapshot), ``replay`` (a series
+of snapshots, exported), ``serve-weights``, ``info``; ``--distributed`` (:mod:`.distributed`) and
+the error rules every subcommand follows (:mod:`.failures`) are shared.
 """
 
 from __future__ import annotations

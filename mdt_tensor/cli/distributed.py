@@ -25,10 +25,12 @@ import torch
 import torch.distributed as dist
 
 from .. import distributed, yuma
-from ..distributed.comm import Guard, ProcessGroupError
+from ..distributed.comm import DistributedJobError, Guard, ProcessGroupError
 from ..errors import MdtError
+from .failures import error_line, guarded
 
-__all__ = ["DistEnv", "init_from_env", "close", "add_arguments", "epoch_job", "map_files", "write_on_root", "run_command"]
+__all__ = ["DistEnv", "init_from_env", "close", "add_arguments", "epoch_job", "map_files", "on_every_rank", "on_root",
+           "write_on_root", "run_command"]
 
 R = TypeVar("R")
 Backend = Literal["auto", "gloo", "nccl"]
@@ -160,14 +162,35 @@ def map_files(paths: Sequence[Path], job: Callable[[Path], R], env: DistEnv) -> 
     return distributed.map_jobs(list(paths), job, gather="root")
 
 
+def on_every_rank(step: Callable[[], R], env: DistEnv, what: str) -> R:
+    """``step()`` on every rank, then one fate for all: if any rank raised, every rank raises its error.
+
+    For work every rank does alike before the first collective (checking options, reading the
+    input): a rank that fails there would otherwise leave the others waiting for the timeout.
+    """
+    guard = Guard(None, what)
+    value = guard.run(step, lambda: None)
+    guard.check("status")
+    return value  # type: ignore[return-value]  # not None: check() raised if the step failed
+
+
+def on_root(step: Callable[[], R], env: DistEnv, what: str) -> R | None:
+    """``step()`` on rank 0 (None elsewhere); if it raises, every rank raises its error."""
+    guard = Guard(None, what)
+    value = guard.run(step, lambda: None) if env.is_root else None
+    guard.check("status")
+    return value
+
+
 def write_on_root(path: Path, write: Callable[[Path], None], env: DistEnv) -> None:
     """Rank 0 writes ``path`` with ``write(temporary)`` then renames it; every rank learns the outcome.
 
-    The other ranks wait for rank 0 (within the collective timeout) and raise its error if the
-    write failed, so every rank exits with the same status and no half-written file remains.
+    The temporary file is hidden beside ``path`` and keeps its suffix (writers that choose the
+    format by extension see the right one). The other ranks wait for rank 0 (within the
+    collective timeout) and raise its error if the write failed, so every rank exits with the
+    same status and no half-written file remains.
     """
-    guard = Guard(None, f"writing {path}")
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    temporary = path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")
 
     def step() -> None:
         try:
@@ -176,26 +199,38 @@ def write_on_root(path: Path, write: Callable[[Path], None], env: DistEnv) -> No
         finally:
             temporary.unlink(missing_ok=True)
 
-    if env.is_root:
-        guard.run(step, lambda: None)
-    guard.check("export")
+    on_root(step, env, f"writing {path}")
 
 
 def run_command(handler: Callable[[argparse.Namespace, DistEnv], int], args: argparse.Namespace) -> int:
-    """Run a subcommand's distributed handler: join the group, map failures to exit 2, leave the group.
+    """Run a subcommand's distributed handler: join the group, apply the CLI's rules, leave the group.
 
-    Every rank returns the same status; only rank 0 prints the error line (one message for the job).
+    Failures follow :mod:`mdt_tensor.cli.failures` (bad input or a failed rank: exit 2; one line,
+    printed by rank 0 only, or a traceback with ``--debug``); every rank returns the same status.
     """
+    command, debug = getattr(args, "command", None), bool(getattr(args, "debug", False))
     try:
         env = init_from_env(args.dist_backend, args.dist_timeout)
     except (MdtError, ValueError, RuntimeError) as exc:
-        print(f"mdt-tensor: error: {exc}", file=sys.stderr)
+        if debug:
+            raise
+        print(error_line(command, exc if isinstance(exc, MdtError) else ProcessGroupError(str(exc))), file=sys.stderr)
         return 2
+    def call() -> int:
+        try:
+            return handler(args, env)
+        except DistributedJobError as exc:
+            raise _shorter(exc, env.world_size) from exc
+
     try:
-        return int(handler(args, env))
-    except (MdtError, OSError) as exc:
-        if env.is_root:
-            print(f"mdt-tensor: error: {exc}", file=sys.stderr)
-        return 2
+        return guarded(command, call, debug=debug, report=env.is_root)
     finally:
         close(env)
+
+
+def _shorter(exc: DistributedJobError, world_size: int) -> DistributedJobError:
+    """``exc``, or the same error said once when every rank failed alike (a bad option or a shared bad file)."""
+    messages = set(exc.failures.values())
+    if len(exc.failures) == world_size > 1 and len(messages) == 1:
+        return DistributedJobError(f"on every rank: {messages.pop()}", exc.failures)
+    return exc

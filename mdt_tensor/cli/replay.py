@@ -3,30 +3,34 @@
 Reads snapshot files and folders (``mdt_tensor.io``), orders them by block, runs one epoch per
 snapshot carrying bonds, prints per epoch what was paid and to whom, and the agreement with the
 chain's stored outputs where the files hold them; ``--out`` writes the per-uid table (CSV, JSON
-lines, Parquet), ``--plot`` a PNG. Bad input of any kind exits 2 with one line saying what was
-wrong (``--debug`` shows the traceback instead).
+lines, Parquet), ``--plot`` a PNG. Errors follow :mod:`.failures` (bad input: exit 2, one line).
+With ``--distributed`` the ranks share the reading of the files; the epochs (sequential: bonds
+carry) and the exports run on rank 0, so the files equal the single-process ones byte for byte.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib.util
-import json
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
 import torch
 
 import mdt_tensor as mt
-from mdt_tensor.errors import MdtError, ValueRangeError
+from mdt_tensor.errors import ValueRangeError
 
-from ..io.errors import MissingExtraError, SnapshotError
+from ..io.errors import MissingExtraError
 from ..io.export import replay_rows, write_table
-from ..io.hyperparams import chain_fields, params_from_chain
-from ..io.series import ReplayResult, read_series, replay
+from ..io.readers import read_snapshot
+from ..io.series import ReplayResult, order_series, read_series, replay, snapshot_files
+from . import distributed
+from .failures import guarded
+from .options import add_debug, check_device, check_output_folder, emission_option, parse_emission, read_hyperparameters
 
-__all__ = ["EXAMPLES", "add_parser", "add_replay_parser", "run_replay", "parse_emission"]
+__all__ = ["EXAMPLES", "add_parser", "add_replay_parser", "run", "run_replay", "run_distributed", "parse_emission"]
 
 EXAMPLES = """\
   mdt-tensor replay sn15.npz                           one snapshot, one exact epoch
@@ -38,25 +42,6 @@ _EPILOG = "examples:\n" + EXAMPLES
 
 _TABLE_SUFFIXES = (".csv", ".jsonl", ".ndjson", ".parquet")
 _SHOWN_EPOCHS = 10
-
-
-def parse_emission(text: str) -> int:
-    """Wei per epoch from text with a unit: ``"1 MDT"``, ``"1MDT"``, ``"0.5 MDT"``, ``"1000000000 wei"``.
-
-    Read by :func:`mdt_tensor.parse_balance` (a unit is required; finer than one wei is an error).
-
-    Raises:
-        BalanceError, DTypeError: malformed text, no unit, or sub-wei precision.
-        ValueRangeError: negative or not below ``2**63`` wei.
-
-    Example:
-        >>> parse_emission("0.5 MDT"), parse_emission("1000000000 wei")
-        (500000000, 1000000000)
-    """
-    wei = mt.parse_balance(text.strip()).wei
-    if not 0 <= wei < 2**63:
-        raise ValueRangeError(f"Expected an emission in [0, 2**63) wei, but got {wei} wei.")
-    return int(wei)
 
 
 def add_parser(commands: Any, epilog: str) -> None:
@@ -89,55 +74,21 @@ def add_replay_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("--payout", default="chain", metavar="{chain,exact}",
                         help="chain: floor like the chain (dust lost); exact: every wei paid (default chain)")
     parser.add_argument("--fast", action="store_true", help="float path instead of the exact fixed point")
-    parser.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda (default cpu)")
+    parser.add_argument("--device", default=None, help="torch device, e.g. cpu or cuda (default cpu)")
     parser.add_argument("--quiet", action="store_true", help="print nothing but errors")
-    parser.add_argument("--debug", action="store_true", help="show a traceback on errors")
-    parser.set_defaults(handler=run_replay)
+    add_debug(parser)
+    distributed.add_arguments(parser)
+    parser.set_defaults(handler=run, dist_handler=run_distributed)
     return parser
 
 
 # =============================================================================== option checks
 
 
-def _device(text: str) -> torch.device:
-    try:
-        device = torch.device(text)
-    except (RuntimeError, ValueError):
-        raise ValueRangeError(f"--device {text}: not a torch device (e.g. cpu, cuda, cuda:1)") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueRangeError(f"--device {text}: CUDA is not available on this machine")
-    try:
-        torch.empty(1, device=device)
-    except (RuntimeError, AssertionError) as exc:
-        raise ValueRangeError(f"--device {text}: cannot be used ({str(exc).splitlines()[0][:120]})") from None
-    return device
-
-
-def _hyperparameters(path: Path | None, err: TextIO) -> mt.yuma.YumaParams:
-    if path is None:
-        return mt.yuma.YumaParams()
-    try:
-        mapping = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SnapshotError(f"--hyperparameters {path}: cannot be read ({getattr(exc, 'strerror', None) or exc})") from None
-    except ValueError as exc:
-        raise SnapshotError(f"--hyperparameters {path}: not valid JSON ({exc})") from None
-    if not isinstance(mapping, dict):
-        raise SnapshotError(f"--hyperparameters {path}: expected a JSON object of SDK names, got {type(mapping).__name__}")
-    _, _, unknown = chain_fields(mapping)
-    if unknown:
-        print(f"mdt-tensor replay: note: ignored unknown hyperparameter(s): {', '.join(sorted(unknown))}", file=err)
-    try:
-        return params_from_chain(mapping)
-    except MdtError as exc:
-        raise ValueRangeError(f"--hyperparameters {path}: {exc}") from None
-
-
 def _check_outputs(args: argparse.Namespace) -> None:
     """Refuse unusable output options before any work is done."""
-    for option, path in (("--out", args.out), ("--plot", args.plot)):
-        if path is not None and not path.parent.is_dir():
-            raise ValueRangeError(f"{option} {path}: the folder {path.parent} does not exist")
+    check_output_folder("--out", args.out)
+    check_output_folder("--plot", args.plot)
     if args.out is not None:
         if args.out.suffix.lower() not in _TABLE_SUFFIXES:
             raise ValueRangeError(f"--out {args.out}: unknown table format; use .csv, .jsonl or .parquet")
@@ -214,45 +165,83 @@ def _report(result: ReplayResult, out: TextIO) -> None:
 # =============================================================================== command
 
 
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split()) or type(exc).__name__
+@dataclass(frozen=True)
+class _Options:
+    """The checked options of one replay."""
+
+    params: mt.yuma.YumaParams
+    emission: int
+
+    def run(self, series: list[Any], args: argparse.Namespace, device: torch.device) -> ReplayResult:
+        return replay(series, self.params, exact=not args.fast, emission=self.emission, payout=args.payout, device=device)
+
+
+def _options(args: argparse.Namespace, err: TextIO | None) -> _Options:
+    """Check every option before any file is read; raises naming the option."""
+    emission = emission_option(args.emission)
+    if args.payout not in ("chain", "exact"):
+        raise ValueRangeError(f"--payout {args.payout}: expected chain or exact")
+    params = read_hyperparameters(args.hyperparameters, None, err)
+    _check_outputs(args)
+    return _Options(params, emission)
+
+
+def _write_table(result: ReplayResult, path: Path) -> None:
+    write_table(replay_rows(result), path)
+
+
+def _write_plot(result: ReplayResult, path: Path) -> None:
+    from ..io.plot import plot_replay
+
+    plot_replay(result, path)
+
+
+def _finish(result: ReplayResult, args: argparse.Namespace, out: TextIO) -> None:
+    if args.quiet:
+        return
+    _report(result, out)
+    for option, path in (("table", args.out), ("plot", args.plot)):
+        if path is not None:
+            print(f"wrote {option} {path}", file=out)
+
+
+def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None = None) -> int:
+    """``mdt-tensor replay`` on one process; returns 0 and raises on failure (see :mod:`.failures`)."""
+    out, err = out or sys.stdout, err or sys.stderr
+    options = _options(args, err)
+    device = check_device(args.device or "cpu")
+    result = options.run(read_series(args.paths), args, device)
+    if args.out is not None:
+        _write_table(result, args.out)
+    if args.plot is not None:
+        _write_plot(result, args.plot)
+    _finish(result, args, out)
+    return 0
 
 
 def run_replay(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None = None) -> int:
-    """Run ``mdt-tensor replay``; returns the exit status (0 done, 2 bad input, 1 internal error)."""
-    out = out or sys.stdout
-    err = err or sys.stderr
-    try:
-        try:
-            emission = parse_emission(args.emission)
-        except MdtError as exc:
-            raise ValueRangeError(f"--emission {args.emission!r}: {exc}") from None
-        if args.payout not in ("chain", "exact"):
-            raise ValueRangeError(f"--payout {args.payout}: expected chain or exact")
-        device = _device(args.device)
-        params = _hyperparameters(args.hyperparameters, err)
-        _check_outputs(args)
-        series = read_series(args.paths)
-        result = replay(series, params, exact=not args.fast, emission=emission, payout=args.payout, device=device)
-        if args.out is not None:
-            write_table(replay_rows(result), args.out)
-        if args.plot is not None:
-            from ..io.plot import plot_replay
+    """:func:`run` under the CLI's rules: the exit status (0 done, 2 bad input, 1 internal error), one line on ``err``."""
+    return guarded("replay", lambda: run(args, out, err), debug=getattr(args, "debug", False), err=err)
 
-            plot_replay(result, args.plot)
-    except (MdtError, OSError, ValueError) as exc:
-        if args.debug:
-            raise
-        print(f"mdt-tensor replay: error: {_one_line(exc)}", file=err)
-        return 2
-    except Exception as exc:  # a bug, not bad input: still one line unless --debug
-        if args.debug:
-            raise
-        print(f"mdt-tensor replay: internal error: {type(exc).__name__}: {_one_line(exc)} (rerun with --debug)", file=err)
-        return 1
-    if not args.quiet:
-        _report(result, out)
-        for option, path in (("table", args.out), ("plot", args.plot)):
-            if path is not None:
-                print(f"wrote {option} {path}", file=out)
+
+def run_distributed(args: argparse.Namespace, env: distributed.DistEnv) -> int:
+    """``replay --distributed``: each rank reads its share of the files; rank 0 replays, prints and writes.
+
+    A series is sequential (each epoch starts from the bonds the previous one left), so its epochs
+    run on rank 0; the ranks share the reading and parsing of the files, and the exports are
+    the single-process files byte for byte.
+    """
+    if args.device is not None:
+        raise ValueRangeError("--device: not with --distributed (each rank uses its own device: cuda:LOCAL_RANK "
+                              "under NCCL, else the CPU)")
+    options = distributed.on_every_rank(lambda: _options(args, sys.stderr if env.is_root else None), env, "checking the options")
+    files = distributed.on_every_rank(lambda: snapshot_files(args.paths), env, "listing the snapshots")
+    snapshots = distributed.map_files(files, read_snapshot, env)
+    result = distributed.on_root(lambda: options.run(order_series(snapshots or []), args, env.device), env, "replaying")
+    if args.out is not None:
+        distributed.write_on_root(args.out, lambda target: _write_table(result, target), env)  # type: ignore[arg-type]
+    if args.plot is not None:
+        distributed.write_on_root(args.plot, lambda target: _write_plot(result, target), env)  # type: ignore[arg-type]
+    if result is not None:
+        _finish(result, args, sys.stdout)
     return 0

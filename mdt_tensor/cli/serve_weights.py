@@ -14,6 +14,8 @@ import signal
 from pathlib import Path
 from typing import Any
 
+from .options import port
+
 __all__ = ["EXAMPLES", "add_parser", "run"]
 
 EXAMPLES = """\
@@ -31,7 +33,7 @@ def add_parser(commands: Any, epilog: str) -> None:
     )
     parser.add_argument("snapshot", type=Path, metavar="SNAPSHOT", help="snapshot file")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
-    parser.add_argument("--port", type=int, default=8090, help="port (default 8090; 0: any free port)")
+    parser.add_argument("--port", type=port, default=8090, help="port (default 8090; 0: any free port)")
     parser.set_defaults(handler=run)
 
 

@@ -142,13 +142,15 @@ async def serve_snapshot(path: Path, host: str = "127.0.0.1", port: int = 0, *, 
                          announce: Callable[[str], Any] = print, loader: Callable[[Path], Any] | None = None) -> None:
     """Serve the weight rows of a snapshot file until ``stop`` is set (or the task is cancelled).
 
-    ``loader`` reads the file into something with ``.weights`` (default: the CLI's
-    ``load_snapshot``; the general snapshot reader replaces it when it exists).
+    ``loader`` reads the file into something with ``.weights`` (default: the state of
+    :func:`mdt_tensor.io.read_snapshot`, which reads every snapshot format).
     """
     if loader is None:
-        from ..cli.snapshot import load_snapshot  # the CLI's reader, until mdt_tensor.io exists
+        from ..io import read_snapshot
 
-        loader = load_snapshot
+        def loader(file: Path) -> Any:
+            return read_snapshot(file).state
+
     state = loader(Path(path))
     async with serve_weights(state, host, port) as server:
         announce(f"serving {server.rows} weight rows of {server.n} from {path} at {server.base_url}/weights/{{uid}} "

@@ -26,7 +26,7 @@ from .errors import SnapshotError
 from .readers import read_snapshot
 from .snapshot import Snapshot
 
-__all__ = ["read_series", "replay", "ReplayResult", "FieldAgreement", "demo_series", "SNAPSHOT_SUFFIXES"]
+__all__ = ["snapshot_files", "order_series", "read_series", "replay", "ReplayResult", "FieldAgreement", "demo_series", "SNAPSHOT_SUFFIXES"]
 
 #: The file names a folder is searched for.
 SNAPSHOT_SUFFIXES = (".npz", ".pt", ".pth", ".pkl", ".pickle", ".json")
@@ -35,7 +35,8 @@ SNAPSHOT_SUFFIXES = (".npz", ".pt", ".pth", ".pkl", ".pickle", ".json")
 _COMPARED = ("incentive", "dividends", "consensus", "validator_trust")
 
 
-def _files(paths: str | Path | Iterable[str | Path]) -> list[Path]:
+def snapshot_files(paths: str | Path | Iterable[str | Path]) -> list[Path]:
+    """The snapshot files ``paths`` name: files as given, folders expanded to their snapshots (sorted)."""
     items = [paths] if isinstance(paths, (str, Path)) else list(paths)
     files: list[Path] = []
     for item in items:
@@ -59,7 +60,12 @@ def read_series(paths: str | Path | Iterable[str | Path]) -> list[Snapshot]:
         SnapshotError: a bad file; two snapshots of the same block; snapshots of different
             subnets; a series of several files where one has no block.
     """
-    snapshots = [read_snapshot(path) for path in _files(paths)]
+    return order_series([read_snapshot(path) for path in snapshot_files(paths)])
+
+
+def order_series(snapshots: Sequence[Snapshot]) -> list[Snapshot]:
+    """Snapshots already read, checked to form one series and ordered by block (see :func:`read_series`)."""
+    snapshots = list(snapshots)
     if len(snapshots) > 1:
         for snap in snapshots:
             if snap.block is None:

@@ -10,8 +10,7 @@ import pytest
 
 from mdt_tensor import cli
 
-# ../shared beside the clone: tests/cli/ -> tests/ -> the clone -> its parent.
-SNAPSHOT = Path(__file__).resolve().parents[3] / "shared" / "data" / "sn15_block4769998.npz"
+SNAPSHOT = Path(__file__).resolve().parents[1] / "data" / "sn15_block4769998.npz"
 
 
 def test_epoch_on_the_demo_network_prints_and_writes_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -63,10 +62,9 @@ def test_snapshot_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
     bad = tmp_path / "bad.npz"
     np.savez(bad, S=np.ones(3))
     assert cli.main(["epoch", "--snapshot", str(bad)]) == 2
-    assert "W" in capsys.readouterr().err
+    assert "missing the required field `weights`" in capsys.readouterr().err
 
 
-@pytest.mark.skipif(not SNAPSHOT.exists(), reason=f"snapshot not found at {SNAPSHOT} (../shared is not beside the clone)")
 def test_real_snapshot_through_the_cli(tmp_path: Path) -> None:
     out = tmp_path / "sn15.json"
     assert cli.main(["epoch", "--snapshot", str(SNAPSHOT), "--quiet", "--json", str(out)]) == 0
