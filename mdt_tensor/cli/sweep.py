@@ -122,7 +122,7 @@ def _base(base: dict[str, Any], folder: Path) -> Any:
 
 
 def _outputs(output: dict[str, Any], folder: Path) -> dict[str, Path]:
-    paths = {key: folder / str(output[key]) for key in ("table", "summary", "plot") if key in output}
+    paths: dict[str, Path] = {key: folder / str(output[key]) for key in ("table", "summary", "plot") if key in output}
     for key, path in paths.items():
         if not path.parent.is_dir():
             raise ValueRangeError(f"[output] {key} {path}: the folder {path.parent} does not exist")
