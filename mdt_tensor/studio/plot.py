@@ -12,8 +12,6 @@ from typing import Any
 
 import torch
 
-from ..io.export import atomic_path
-from ..io.plot import _matplotlib
 from ..errors import ValueRangeError
 from .retention import RetentionMap
 from .sweep import SweepResult
@@ -21,7 +19,15 @@ from .sweep import SweepResult
 __all__ = ["plot_sweep", "plot_retention"]
 
 
+def _matplotlib() -> tuple[Any, Any]:
+    from ..io.plot import _matplotlib as figure_and_canvas  # io (and matplotlib) load on first use
+
+    return figure_and_canvas()
+
+
 def _save(figure: Any, canvas_type: Any, path: Path, dpi: int) -> Path:
+    from ..io.export import atomic_path
+
     canvas_type(figure)
     with atomic_path(path) as tmp:
         figure.savefig(tmp, format="png", dpi=dpi)
