@@ -32,7 +32,12 @@ Input conventions (documented choices where a dense input cannot express the cha
   value), but a zero-valued stored bond and an absent one give identical results in every bond path
   (column sums, EMAs and the liquid-alpha lookup all treat both as 0), so the choice is immaterial.
 * Stake is raw integer stake; ``S'_i = stake_i`` (no root / tao weighting).  ``last_tempo = block - tempo``
-  (the chain's value when ``LastMechansimStepBlock`` is 0).  Commit-reveal is off.
+  (the chain's value when ``LastMechansimStepBlock`` is 0).
+* Commit-reveal (``RefParams.commit_reveal_weights_enabled``): ``commit_blocks[i]`` is validator i's
+  earliest still-active commit block (what the chain finds by walking ``WeightCommits`` and
+  ``TimelockedWeightCommits``), ``U64_MAX`` or None for "no active commit".
+* Bond reset: ``do_reset_bonds`` mutates the stored bonds between epochs, as the chain's extrinsic path
+  does (``ChainSim.reset_bonds``).
 * ``owner_uid = -1`` means the subnet has no owner uid.
 
 ``RefParams.path = "dense"`` runs the chain's test-only ``epoch_dense_mechanism`` instead (its
@@ -528,6 +533,17 @@ class RefParams:
     stake_threshold: int = 0
     tempo: int = 360
     path: str = "sparse"  # "sparse": epoch_mechanism (production); "dense": epoch_dense_mechanism (tests)
+    bonds_reset_enabled: bool = False  # BondsResetOn
+    commit_reveal_weights_enabled: bool = False  # CommitRevealWeightsEnabled
+
+
+def do_reset_bonds(bonds: list[list[int]], uid: int, bonds_reset_enabled: bool) -> list[list[int]]:
+    """``do_reset_bonds``: when ``BondsResetOn``, every stored row loses its ``(uid, _)`` entry.
+
+    The stored grid is dense here, so a removed entry becomes 0 (an absent bond reads as 0)."""
+    if not bonds_reset_enabled:
+        return bonds
+    return [[0 if j == uid else v for j, v in enumerate(row)] for row in bonds]
 
 
 def _sparse_from_dense(grid: list[list[int]], present: list[list[bool]] | None, n: int,
@@ -568,7 +584,8 @@ def reference_epoch(weights: list[list[int]], stake: list[int], last_update: lis
                     block_at_registration: list[int], validator_permit: list[bool], bonds: list[list[int]],
                     block: int, owner_uid: int = -1, params: RefParams = RefParams(),
                     emission: int = 10**9, previous_consensus: list[int] | None = None,
-                    weights_present: list[list[bool]] | None = None) -> dict:
+                    weights_present: list[list[bool]] | None = None,
+                    commit_blocks: list[int | None] | None = None) -> dict:
     """Run one sparse epoch exactly as ``epoch_mechanism`` does.  See the module docstring.
 
     Returns a dict of Python ints / lists: u16 outputs ``consensus``, ``incentive``, ``dividends``,
@@ -617,6 +634,12 @@ def reference_epoch(weights: list[list[int]], stake: list[int], last_update: lis
     w = mask_rows_sparse([not b for b in permits], w)
     w = mask_diag_sparse(w, owner)
     w = vec_mask_sparse_matrix(w, last_update, block_at_registration, lambda upd, reg: upd <= reg)
+    if p.commit_reveal_weights_enabled:
+        commits = [U64_MAX] * n  # MAX: no active commit
+        for i, cb in enumerate(commit_blocks or []):
+            if cb is not None and i < n:
+                commits[i] = min(commits[i], cb)
+        w = vec_mask_sparse_matrix(w, commits, block_at_registration, lambda cb, reg: cb < reg)
     inplace_row_normalize_sparse(w)
 
     # 8-11. Consensus, clip, validator trust, ranks / incentive.
@@ -921,6 +944,10 @@ class ChainSim:
             self.present[uid][j] = True
         self.last_update[uid] = self.block
 
+    def reset_bonds(self, uid: int) -> None:
+        """A metadata commitment by ``uid``'s hotkey (``on_metadata_commitment`` -> ``do_reset_bonds``)."""
+        self.bonds = do_reset_bonds(self.bonds, uid, self.params.bonds_reset_enabled)
+
     def epoch(self, emission: int = 10**9) -> dict:
         out = self.epoch_fn(self.weights, self.stake, self.last_update, self.registered, self.permits, self.bonds,
                             self.block, self.owner_uid, self.params, emission, self.previous_consensus,
@@ -931,5 +958,5 @@ class ChainSim:
         return out
 
 
-__all__ = ["RefParams", "reference_epoch", "ChainSim", "max_upscale_u16", "weighted_median", "weighted_median_col_sparse", "fixed_exp",
+__all__ = ["RefParams", "reference_epoch", "do_reset_bonds", "ChainSim", "max_upscale_u16", "weighted_median", "weighted_median_col_sparse", "fixed_exp",
            "exp_safe", "liquid_alpha_sigmoid", "fixed_proportion_to_u16", "u16_proportion_to_fixed"]

@@ -41,6 +41,8 @@ class _Inputs:
     weights_present: Tensor | None  # (b, n, n) bool
     previous_consensus: Tensor | None  # (b, n) int64 u16
     padded: bool  # n_valid was given: masks for padded uids are needed
+    commit_block: Tensor | None = None  # (b, n) int64, -1: no active commit
+    bonds_reset: Tensor | None = None  # (b, n) bool
 
     @property
     def n(self) -> int:
@@ -57,6 +59,10 @@ def _u16(t: Tensor, name: str, n: int) -> None:
 
 def _non_negative(t: Tensor, name: str, n: int) -> None:
     check_non_negative(t, name)
+
+
+def _block_or_none(t: Tensor, name: str, n: int) -> None:
+    check_in_range(t, name, -1, 2**62)
 
 
 def _zero_or_one(t: Tensor, name: str, n: int) -> None:
@@ -108,6 +114,8 @@ _FIELDS = (
     _Field("n_valid", "subnet", "int", _at_most_n),
     _Field("weights_present", "matrix", "bool"),
     _Field("previous_consensus", "uid", "int", _u16),
+    _Field("commit_block", "uid", "int", _block_or_none),
+    _Field("bonds_reset", "uid", "bool", _zero_or_one),
 )
 
 
@@ -195,6 +203,8 @@ def _prepare(state: SubnetState, validate: bool) -> _Inputs:
         weights_present=t.get("weights_present"),
         previous_consensus=t.get("previous_consensus"),
         padded=state.n_valid is not None,
+        commit_block=t.get("commit_block"),
+        bonds_reset=t.get("bonds_reset"),
     )
 
 
@@ -268,4 +278,6 @@ def _state_from_inputs(x: _Inputs) -> SubnetState:
         n_valid=wrap(x.valid.sum(-1).reshape(batch)) if x.padded else None,
         weights_present=present,
         previous_consensus=uid(x.previous_consensus) if x.previous_consensus is not None else None,
+        commit_block=uid(x.commit_block) if x.commit_block is not None else None,
+        bonds_reset=uid(x.bonds_reset) if x.bonds_reset is not None else None,
     )

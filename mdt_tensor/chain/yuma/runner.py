@@ -174,6 +174,7 @@ def next_state(
         validator_permit=result.validator_permit,
         bonds=result.bonds,
         previous_consensus=result.consensus,
+        bonds_reset=None,  # an event, already applied to the bonds
     )
 
 
@@ -292,6 +293,7 @@ def _advance(x: _Inputs, core: _Core, blocks: int) -> _Inputs:
         validator_permit=core.new_permit,
         bonds=core.bonds_u16,
         previous_consensus=core.ops.to_u16(core.consensus),
+        bonds_reset=None,  # an event, already applied to the bonds
     )
 
 

@@ -9,6 +9,7 @@ and the sparse/dense differences are in ``docs/design/yuma-epoch.md``.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -53,6 +54,30 @@ class _Epoch:
     ops: Ops
     sparse: bool  # the production path (``epoch_mechanism``), not the dense test path
     is_owner: Tensor  # (b, n); owner -1 matches nobody
+
+
+def _reset_bonds(x: _Inputs, p: YumaParams) -> _Inputs:
+    """Before step 1: the bonds columns of the uids in ``bonds_reset`` removed (``do_reset_bonds``).
+
+    The chain removes ``(uid, value)`` from every stored bonds row when the uid's hotkey publishes
+    a metadata commitment and ``BondsResetOn`` holds; an absent stored bond reads as 0.
+    """
+    if not p.bonds_reset_enabled or x.bonds_reset is None:
+        return x
+    return dataclasses.replace(x, bonds=x.bonds.masked_fill(x.bonds_reset.unsqueeze(-2), 0))
+
+
+def _commit_reveal_mask(c: _Epoch, keep: Tensor) -> None:
+    """Step 7, commit-reveal: drop W_ij when validator i's earliest active commit predates j's registration.
+
+    Only the sparse path has this mask (the chain's dense test path does not); ``keep`` is
+    ``(b, n, n)`` and updated in place. A commit block of -1 is "no active commit".
+    """
+    x = c.x
+    if not (c.sparse and c.p.commit_reveal_weights_enabled) or x.commit_block is None:
+        return
+    committed = (x.commit_block >= 0).unsqueeze(-1)
+    keep &= ~(committed & (x.commit_block.unsqueeze(-1) < x.block_at_registration.unsqueeze(-2)))
 
 
 def _activity(c: _Epoch) -> Tensor:
@@ -101,6 +126,7 @@ def _weights(c: _Epoch, old_permit: Tensor) -> tuple[Tensor, Tensor]:
     keep = old_permit.unsqueeze(-1) & (x.last_update.unsqueeze(-1) > x.block_at_registration.unsqueeze(-2))
     if x.padded:
         keep &= x.valid.unsqueeze(-2)
+    _commit_reveal_mask(c, keep)
     diagonal = keep.diagonal(dim1=-2, dim2=-1)  # a view: the rule is applied in place
     if c.sparse:
         diagonal &= c.is_owner
@@ -251,6 +277,7 @@ def _epoch_core(
     ``bonds_out``: where the new u16 bonds ``(b, n, n)`` are written (the runner's stacked
     result), instead of a fresh tensor.
     """
+    x = _reset_bonds(x, p)
     c = _Epoch(x, p, ops, sparse=p.path == "sparse", is_owner=torch.arange(x.n, device=x.weights.device) == x.owner_uid)
     active = _activity(c)
     stake = _stake(c)

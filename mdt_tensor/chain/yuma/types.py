@@ -55,6 +55,11 @@ class YumaParams:
         stake_threshold: minimum raw stake (in the stake's unit) to count; the owner is exempt.
         tempo: blocks per epoch; the bonds of uids registered within the last ``tempo`` blocks
             are dropped (``last_tempo = block - tempo``).
+        bonds_reset_enabled: the chain's ``BondsResetOn``: the bonds column of each uid in
+            ``SubnetState.bonds_reset`` is removed before the epoch reads the bonds.
+        commit_reveal_weights_enabled: commit-reveal is on: on the sparse path, validator i's
+            weight on uid j is dropped when i's earliest active commit
+            (``SubnetState.commit_block``) predates j's registration.
         path: ``"sparse"`` is the chain's production ``epoch_mechanism`` (the default);
             ``"dense"`` is its test-only ``epoch_dense_mechanism``, which masks the owner's
             self-weight too, does not exempt or force the owner, keeps the bonds rows of uids
@@ -84,6 +89,8 @@ class YumaParams:
     stake_threshold: int = 0
     tempo: int = 360
     path: Path = "sparse"
+    bonds_reset_enabled: bool = False
+    commit_reveal_weights_enabled: bool = False
 
     def __post_init__(self) -> None:
         for name, low, high in _INT_FIELDS:
@@ -92,7 +99,7 @@ class YumaParams:
             raise ValueRangeError(
                 f"Expected YumaParams.alpha_low <= alpha_high, but got {self.alpha_low} > {self.alpha_high}."
             )
-        for name in ("yuma3", "liquid_alpha"):
+        for name in ("yuma3", "liquid_alpha", "bonds_reset_enabled", "commit_reveal_weights_enabled"):
             object.__setattr__(self, name, check_bool(getattr(self, name), f"YumaParams.{name}"))
         check_choice(self.liquid_alpha_consensus_mode, "YumaParams.liquid_alpha_consensus_mode",
                      ("current", "previous", "auto"))
@@ -140,6 +147,11 @@ class SubnetState:
         previous_consensus: ``(*, n)`` u16 consensus of the previous epoch, for
             ``liquid_alpha_consensus_mode`` previous/auto; default: none stored, and then the
             current consensus is used (as the chain does when nothing is stored).
+        commit_block: ``(*, n)`` block of each uid's earliest still-active weight commit, -1 for
+            none; read when ``commit_reveal_weights_enabled``. Default: no commits.
+        bonds_reset: ``(*, n)`` bool, uids whose bonds column is reset before this epoch (the
+            chain resets it when the uid's hotkey publishes a metadata commitment); read when
+            ``bonds_reset_enabled``. Default: none. ``next_state`` and ``run_epochs`` clear it.
 
     Example:
         >>> state = SubnetState(weights=[[0, 65535], [65535, 0]], stake=[10, 30])
@@ -158,6 +170,8 @@ class SubnetState:
     n_valid: Array | None = None
     weights_present: Array | None = None
     previous_consensus: Array | None = None
+    commit_block: Array | None = None
+    bonds_reset: Array | None = None
 
 
 @dataclass
