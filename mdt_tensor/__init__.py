@@ -62,7 +62,7 @@ _LAZY_NAMES = {
 }
 
 #: Sub-packages imported on first access.
-_LAZY_MODULES = ("aio", "memory", "feed", "distributed", "io")
+_LAZY_MODULES = ("aio", "memory", "feed", "distributed", "io", "studio")
 
 
 def _unique(*groups: Any) -> list[str]:

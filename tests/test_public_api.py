@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[1]
 #: The public names. A new public function is added here on purpose (and reaches the API fuzz test).
 EXPECTED = {
     # package
-    "__version__", "errors", "fixed", "yuma", "aio", "memory", "feed", "distributed", "io", "U16_MAX", "WEI_PER_MDT",
+    "__version__", "errors", "fixed", "yuma", "aio", "memory", "feed", "distributed", "io", "studio", "U16_MAX", "WEI_PER_MDT",
     # errors
     "MdtError", "ShapeError", "DTypeError", "ValueRangeError", "DeviceMismatchError", "WeightError",
     "BalanceError", "WeiOverflowError", "NetworkError", "CircuitOpenError", "PoolTimeoutError", "PoolClosedError",

@@ -12,14 +12,14 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import epoch, info, replay, serve_weights
+from . import epoch, info, replay, serve_weights, sweep
 from .failures import OneLineParser, UsageError, guarded, one_line
 from .options import add_debug
 
 __all__ = ["build_parser", "main"]
 
 #: The subcommand modules, in the order ``--help`` lists them (``cli/sweep.py`` joins after replay).
-_COMMANDS = (epoch, replay, serve_weights, info)
+_COMMANDS = (epoch, replay, sweep, serve_weights, info)
 
 _EPILOG = "examples:\n" + "".join(command.EXAMPLES for command in _COMMANDS)
 
