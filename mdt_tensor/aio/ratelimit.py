@@ -13,7 +13,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from .._validation import check_number
+from .._validation import check_callable, check_number
 
 __all__ = ["AsyncRateLimiter"]
 
@@ -62,6 +62,8 @@ class AsyncRateLimiter:
         # one admission takes a whole token, so the bucket must hold at least one
         self.burst = max(1.0, self.rate) if burst is None else check_number(burst, "burst", low=1.0)
         self._fill_rate = self.rate / self.per  # tokens per second
+        check_callable(clock, "clock")
+        check_callable(sleep, "sleep")
         self._clock = clock
         self._sleep = sleep
         self._tokens = self.burst
