@@ -161,6 +161,7 @@ class ConnectionPool(Generic[C]):
         self._size = 0
         self._closed = False
         self._connecting = 0  # connector calls in progress
+        self._in_transit = 0  # connections handed to a waiter not yet awake, or being validated
         self._closers: set[asyncio.Task[None]] = set()  # awaitable closes still running
         self._wakeup: asyncio.Event | None = None  # set when in-use / connecting / closing changes
         self._created = self._closed_count = self._acquisitions = self._releases = 0
@@ -260,11 +261,15 @@ class ConnectionPool(Generic[C]):
 
     async def _vet(self, conn: C) -> bool:
         """Whether ``conn`` (taken from the pool) may be handed out; a rejected one is closed, its slot freed."""
+        self._in_transit += 1  # close() waits for a connection being validated
         try:
             ok = await self._is_valid(conn)
         except BaseException:
             self._give_back(conn)  # cancelled while validating: the connection stays pooled
             raise
+        finally:
+            self._in_transit -= 1
+            self._notify()
         if not ok:
             closing = self._start_close(conn)
             self._free_slot()
@@ -272,10 +277,11 @@ class ConnectionPool(Generic[C]):
         return ok
 
     async def _wait_turn(self) -> Any:
+        self._check_open()  # the pool may have closed while this acquire validated a connection
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._waiters.append(future)
         try:
-            return await future
+            got = await future
         except BaseException:
             if future.done() and not future.cancelled() and future.exception() is None:
                 # handed a connection or slot just as we were cancelled / timed out: pass it on
@@ -283,13 +289,19 @@ class ConnectionPool(Generic[C]):
                 if got is _SLOT:
                     self._free_slot()
                 else:
+                    self._in_transit -= 1
                     self._give_back(got)
+                    self._notify()
             raise
         finally:
             try:
                 self._waiters.remove(future)
             except ValueError:
                 pass
+        if got is not _SLOT:
+            self._in_transit -= 1  # picked up; _vet counts it again while it validates
+            self._notify()
+        return got
 
     async def _is_valid(self, conn: C) -> bool:
         if self._validate is None:
@@ -315,6 +327,7 @@ class ConnectionPool(Generic[C]):
             return
         waiter = self._next_waiter()
         if waiter is not None:
+            self._in_transit += 1  # in the waiter's hands until it wakes up
             waiter.set_result(conn)
         else:
             self._idle.append(conn)
@@ -431,7 +444,7 @@ class ConnectionPool(Generic[C]):
             self._start_close(conn)
         try:
             async with asyncio.timeout(timeout_s):
-                while self._in_use or self._connecting or self._closers:
+                while self._in_use or self._connecting or self._in_transit or self._closers:
                     if self._wakeup is None:
                         self._wakeup = asyncio.Event()
                     await self._wakeup.wait()

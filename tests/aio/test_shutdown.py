@@ -435,3 +435,78 @@ async def test_issue10_weight_feed_close_ends_a_stream_with_pool_closed_error() 
             with pytest.raises(PoolClosedError):  # not a silent early end, nor a CancelledError
                 await consumer
         assert seen == [2]
+
+
+async def test_issue10_a_cancelled_waiter_in_the_middle_of_the_line_does_not_double_book_a_slot() -> None:
+    """burst 1, 1 per second: a waiter leaving the middle of the line must not let a newcomer in
+    beside the last waiter (two admissions at t=4 made four in [2, 4], over 1 + 1 * 2)."""
+    now = [0.0]
+    wakes: list[tuple[float, asyncio.Future[None]]] = []
+
+    async def sleep(seconds: float) -> None:
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        wakes.append((now[0] + seconds, future))
+        await future
+
+    limiter = AsyncRateLimiter(rate=1, burst=1, clock=lambda: now[0], sleep=sleep)
+    admitted: list[float] = []
+
+    async def acquire() -> None:
+        await limiter.acquire()
+        admitted.append(now[0])
+
+    await acquire()  # t=0
+    line = [asyncio.create_task(acquire()) for _ in range(4)]  # slots at t = 1, 2, 3, 4
+    await settle()
+    line[0].cancel()  # the first in line leaves
+    await settle()
+    newcomer = asyncio.create_task(acquire())
+    await settle()
+    while wakes:
+        wakes.sort(key=lambda w: w[0])
+        wake, future = wakes.pop(0)
+        now[0] = max(now[0], wake)
+        if not future.done():
+            future.set_result(None)
+        await settle()
+    await asyncio.gather(*line, newcomer, return_exceptions=True)
+    times = sorted(admitted)
+    for i in range(len(times)):
+        for j in range(i, len(times)):
+            assert j - i + 1 <= 1 + (times[j] - times[i]) + 1e-9, times
+
+
+async def test_issue10_acquire_that_closes_a_rejected_connection_while_the_pool_closes_is_told() -> None:
+    """Found by the chaos test: an acquire whose rejected connection was still closing when the
+    pool closed went on to wait for a turn that never came (after close() had failed waiters)."""
+    gate = asyncio.Event()
+    made = Made()
+
+    async def connect() -> SlowClose:
+        if made:
+            await gate.wait()  # the second connection: opened for the waiter, held back
+        return made()
+
+    async def validate(conn: SlowClose) -> bool:
+        await asyncio.sleep(0.005)
+        return False
+
+    pool = ConnectionPool(connect, max_size=1, acquire_timeout=None, validate=validate)
+    first = await pool.acquire()
+    await pool.release(first)  # idle, and will fail validation
+
+    async def acquire() -> object:
+        return await pool.acquire()
+
+    rejecting = asyncio.create_task(acquire())  # validates the idle one (rejects it, then closes it)
+    await settle(2)
+    waiting = asyncio.create_task(acquire())  # at max_size: waits, and is handed the freed slot
+    await asyncio.sleep(0.01)
+    closing = asyncio.create_task(pool.close(timeout=5.0))
+    await asyncio.sleep(0.06)  # the rejected connection is closed; its acquire goes on
+    gate.set()
+    async with asyncio.timeout(2.0):
+        results = await asyncio.gather(rejecting, waiting, return_exceptions=True)
+    assert all(isinstance(r, PoolClosedError) for r in results), results
+    assert await closing == []
+    assert [c.closes for c in made] == [1] * len(made) and pool.stats().size == 0
