@@ -227,3 +227,15 @@ def check_finite_non_negative(tensor: Tensor, name: str) -> None:
         return
     check_finite(tensor, name)
     check_non_negative(tensor, name)
+
+
+def check_timeout(value: Any, name: str, *, positive: bool = False) -> float | None:
+    """A timeout in seconds: None or ``inf`` (wait forever, returned as None), else finite and
+    ``>= 0`` (``> 0`` if ``positive``). NaN, negative values and non-numbers are refused."""
+    if value is None:
+        return None
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, _REAL_TYPES):
+        raise DTypeError(f"Expected `{name}` to be a number of seconds or None, but got {type(value).__name__}.")
+    if float(value) == math.inf:
+        return None
+    return check_seconds(value, name, positive=positive)

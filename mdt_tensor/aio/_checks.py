@@ -6,6 +6,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from ..errors import DTypeError, ValueRangeError
 
 __all__: list[str] = []
@@ -15,7 +17,14 @@ def exception_types(value: object, name: str) -> tuple[type[BaseException], ...]
     """``value`` (None, one exception class, or several) as a non-empty tuple of classes."""
     if value is None:
         return (Exception,)
-    types = (value,) if isinstance(value, type) else tuple(value)  # type: ignore[arg-type]
+    if isinstance(value, type):
+        types: tuple[object, ...] = (value,)
+    elif isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
+        raise DTypeError(
+            f"`{name}` must be an exception class or a collection of them (or None), got {value!r}"
+        )
+    else:
+        types = tuple(value)
     if not types:
         raise ValueRangeError(
             f"`{name}` is empty; name at least one exception type, or pass None for every "
@@ -24,4 +33,4 @@ def exception_types(value: object, name: str) -> tuple[type[BaseException], ...]
     for item in types:
         if not (isinstance(item, type) and issubclass(item, BaseException)):
             raise DTypeError(f"`{name}` must hold exception classes, got {item!r}")
-    return types
+    return types  # type: ignore[return-value]

@@ -12,7 +12,7 @@ import inspect
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Generic, TypeVar
 
-from .._validation import check_int, check_seconds
+from .._validation import check_callable, check_int, check_seconds
 from ..errors import MdtError, PoolClosedError
 
 __all__ = ["BatchProcessor", "BatchResultError"]
@@ -74,6 +74,8 @@ class BatchProcessor(Generic[T, R]):
         *,
         sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
     ) -> None:
+        check_callable(process_batch, "process_batch")
+        check_callable(sleep, "sleep")
         self._process = process_batch
         self.max_batch_size = check_int(max_batch_size, "max_batch_size", low=1)
         self.max_wait: float = check_seconds(max_wait, "max_wait")  # type: ignore[assignment]

@@ -72,7 +72,8 @@ class CircuitBreaker:
     * OPEN: calls raise :class:`CircuitOpenError` (``retry_after`` = seconds until probing);
       once ``recovery_timeout`` has passed on ``clock``, the next read of the state (lazily: no
       timer) moves to HALF_OPEN.
-    * HALF_OPEN: at most ``half_open_max_calls`` probe calls run at once; more are refused with
+    * HALF_OPEN: at most ``half_open_max_calls`` probe calls run at once (a probe admitted in an
+      earlier half-open round that is still running counts too); more are refused with
       ``retry_after=0.0`` (a probe is in flight; try again when it ends). A probe failure
       re-opens the breaker; ``success_threshold`` probe successes close it.
 
@@ -160,7 +161,8 @@ class CircuitBreaker:
         self._state_changes += 1
         self._consecutive_failures = 0
         self._half_open_successes = 0
-        self._in_flight_probes = 0
+        # _in_flight_probes is not reset: a probe of an earlier half-open round that is still
+        # running keeps its slot until it ends, so no more than half_open_max_calls ever run
         if state is CircuitState.OPEN:
             self._opened_at = self.clock()
 
@@ -229,7 +231,7 @@ class CircuitBreaker:
                   and not isinstance(exc, asyncio.CancelledError))
         with self._lock:
             current = admission.generation == self._generation
-            if admission.probe and current:
+            if admission.probe:
                 self._in_flight_probes -= 1
             if exc is not None and not failed:
                 self._ignored += 1

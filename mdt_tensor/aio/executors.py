@@ -16,7 +16,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
-from .._validation import check_choice, check_int
+from .._validation import check_callable, check_choice, check_int
+from ..errors import PoolClosedError
 
 __all__ = ["ThreadPoolExecutor", "ExecutorStats", "ParallelProcessor"]
 
@@ -55,7 +56,15 @@ class ThreadPoolExecutor(concurrent.futures.ThreadPoolExecutor):
         self._submitted = self._completed = self._failed = self._cancelled = 0
 
     def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> concurrent.futures.Future[T]:
-        future = super().submit(fn, *args, **kwargs)
+        """``concurrent.futures`` ``submit``, counted; after :meth:`shutdown` a ``PoolClosedError``
+        (a ``RuntimeError``, as the standard library raises)."""
+        check_callable(fn, "fn")
+        try:
+            future = super().submit(fn, *args, **kwargs)
+        except RuntimeError as exc:
+            if self._shutdown or not isinstance(exc, concurrent.futures.BrokenExecutor):
+                raise PoolClosedError(f"ThreadPoolExecutor: {exc}") from exc
+            raise
         with self._stats_lock:
             self._submitted += 1
         future.add_done_callback(self._count)

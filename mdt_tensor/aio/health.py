@@ -12,6 +12,7 @@ import asyncio
 import dataclasses
 import enum
 import functools
+import re
 import socket
 import time
 from collections.abc import Awaitable, Callable, Collection, Iterable
@@ -90,7 +91,33 @@ def _health_url(url: object) -> str:
     return text if "://" in text else "http://" + text
 
 
+#: An HTTP method is a token (RFC 9110 section 5.6.2).
+_METHOD_RE = re.compile(r"[-!#$%&'*+.^_`|~0-9a-zA-Z]+")
+
+
+def _check_method(method: object) -> str:
+    """``method`` upper-cased, if it is an HTTP token (aiohttp would raise a bare ValueError)."""
+    if not isinstance(method, str):
+        raise DTypeError(f"Expected `method` to be an HTTP method (str), but got {type(method).__name__}.")
+    if not _METHOD_RE.fullmatch(method):
+        raise ValueRangeError(f"Expected `method` to be an HTTP method such as 'GET' or 'HEAD', but got {method!r}.")
+    return method.upper()
+
+
+def _check_session(session: object) -> aiohttp.ClientSession | None:
+    """``session`` if it is None or an open ``aiohttp.ClientSession``."""
+    if session is None:
+        return None
+    if not isinstance(session, aiohttp.ClientSession):
+        raise DTypeError(f"Expected `session` to be an aiohttp.ClientSession or None, but got {type(session).__name__}.")
+    if session.closed:
+        raise ValueRangeError("Expected `session` to be open, but it is closed.")
+    return session
+
+
 def _expected_set(expected_status: int | Collection[int]) -> frozenset[int]:
+    if isinstance(expected_status, (str, bytes)):
+        raise DTypeError(f"Expected `expected_status` to be an int or a collection of ints, but got {expected_status!r}.")
     codes = tuple(expected_status) if isinstance(expected_status, Collection) else (expected_status,)
     if not codes:
         raise ValueRangeError(
@@ -161,6 +188,8 @@ async def check_endpoint_health(
 
     Raises:
         EndpointError: ``url`` is malformed or not http(s).
+        ValueRangeError, DTypeError: a bad option (``timeout``, ``method``, ``expected_status``,
+            ``degraded_latency``, ``session``: not a ClientSession, or closed).
 
     Example:
         >>> import asyncio, aiohttp.web as web
@@ -183,15 +212,21 @@ async def check_endpoint_health(
         (<EndpointStatus.HEALTHY: 'healthy'>, 200)
     """
     request_url = _health_url(url)
-    timeout_s = check_seconds(timeout, "timeout", positive=True)
-    degraded_s = check_seconds(degraded_latency, "degraded_latency", allow_none=True)
-    expected = _expected_set(expected_status)
-    assert timeout_s is not None
+    timeout_s, method, expected, degraded_s = _check_options(timeout, method, expected_status, degraded_latency)
+    session = _check_session(session)
     if session is None:
         async with aiohttp.ClientSession() as own_session:
             return await _check_one(url, request_url, timeout_s, own_session, method, expected,
                                     degraded_s)
     return await _check_one(url, request_url, timeout_s, session, method, expected, degraded_s)
+
+
+def _check_options(timeout: object, method: object, expected_status: object,
+                   degraded_latency: object) -> tuple[float, str, frozenset[int], float | None]:
+    timeout_s = check_seconds(timeout, "timeout", positive=True)
+    assert timeout_s is not None
+    degraded_s = check_seconds(degraded_latency, "degraded_latency", allow_none=True)
+    return timeout_s, _check_method(method), _expected_set(expected_status), degraded_s  # type: ignore[arg-type]
 
 
 async def _check_one(url: str, request_url: str, timeout: float, session: aiohttp.ClientSession,
@@ -251,6 +286,10 @@ async def check_multiple_endpoints(
     """
     url_list = _read_urls(urls)
     check_int(concurrency, "concurrency", low=1)
+    # every option is checked here, before any request: inside the task group a bad one would
+    # surface as an ExceptionGroup
+    _check_options(timeout, method, expected_status, degraded_latency)
+    session = _check_session(session)
     check = functools.partial(check_endpoint_health, timeout=timeout, method=method,
                               expected_status=expected_status, degraded_latency=degraded_latency)
     if not url_list:
@@ -266,6 +305,8 @@ def _read_urls(urls: Iterable[str]) -> list[str]:
     """``urls`` as a list, every one validated; an error names the index of the bad URL."""
     if isinstance(urls, (str, bytes)):
         raise DTypeError("`urls` must be an iterable of URLs, got a single string")
+    if not isinstance(urls, Iterable):
+        raise DTypeError(f"`urls` must be an iterable of URLs, got {type(urls).__name__}")
     url_list = list(urls)
     for index, url in enumerate(url_list):
         try:

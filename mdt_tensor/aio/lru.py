@@ -17,7 +17,7 @@ from collections.abc import Callable, Hashable, Iterator
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from .._validation import check_int, check_number
+from .._validation import check_callable, check_int, check_number
 
 __all__ = ["MISSING", "CacheStats", "LRUCache"]
 
@@ -109,6 +109,7 @@ class LRUCache(Generic[K, V]):
     ) -> None:
         self.max_size = check_int(max_size, "max_size", low=1)
         self.ttl = check_ttl(ttl, "ttl")
+        check_callable(clock, "clock")
         self._clock = clock
         self._lock = threading.Lock()
         # key -> (value, expires or None, sequence number); order: least recently used first.

@@ -18,8 +18,9 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from .._validation import check_int, check_number
+from .._validation import check_callable, check_int, check_number, check_timeout
 from ..errors import PoolClosedError, PoolTimeoutError, ValueRangeError
+from ._checks import exception_types
 
 __all__ = ["ConnectionPool", "PoolStats"]
 
@@ -32,6 +33,12 @@ _SLOT = object()  # handed to a waiter instead of a connection: "you may open a 
 
 async def _maybe_await(value: Any) -> Any:
     return await value if inspect.isawaitable(value) else value
+
+
+async def _shielded(task: asyncio.Task[None] | None) -> None:
+    """Wait for a close task; a cancelled caller stops waiting but the close goes on."""
+    if task is not None:
+        await asyncio.shield(task)
 
 
 @dataclass(frozen=True)
@@ -129,6 +136,12 @@ class ConnectionPool(Generic[C]):
         validate: Callable[[C], bool | Awaitable[bool]] | None = None,
         broken_exceptions: tuple[type[BaseException], ...] = (ConnectionError, OSError),
     ) -> None:
+        check_callable(connector, "connector")
+        for name, hook in (("close_conn", close_conn), ("validate", validate)):
+            if hook is not None:
+                check_callable(hook, name)
+        if broken_exceptions != ():
+            broken_exceptions = exception_types(broken_exceptions, "broken_exceptions")
         check_int(min_size, "min_size", low=0)
         check_int(max_size, "max_size", low=1)
         if min_size > max_size:
@@ -147,7 +160,10 @@ class ConnectionPool(Generic[C]):
         self._waiters: collections.deque[asyncio.Future[Any]] = collections.deque()
         self._size = 0
         self._closed = False
-        self._all_returned: asyncio.Event | None = None
+        self._connecting = 0  # connector calls in progress
+        self._in_transit = 0  # connections handed to a waiter not yet awake, or being validated
+        self._closers: set[asyncio.Task[None]] = set()  # awaitable closes still running
+        self._wakeup: asyncio.Event | None = None  # set when in-use / connecting / closing changes
         self._created = self._closed_count = self._acquisitions = self._releases = 0
         self._timeouts = self._connect_failures = 0
 
@@ -168,14 +184,31 @@ class ConnectionPool(Generic[C]):
             raise failures[0]
 
     async def _connect_reserved(self) -> C:
-        """Open a connection in a slot already counted in ``_size``; the slot is freed on failure."""
+        """Open a connection in a slot already counted in ``_size``; the slot is freed on failure.
+
+        A connection that arrives after the pool was closed is closed at once (PoolClosedError).
+        """
+        if self._closed:
+            self._free_slot()
+            raise PoolClosedError("the connection pool is closed")
+        self._connecting += 1
         try:
             conn = await _maybe_await(self._connector())
         except BaseException:
             self._connect_failures += 1
             self._free_slot()
             raise
+        finally:
+            self._connecting -= 1
+            self._notify()
         self._created += 1
+        return self._still_open(conn)
+
+    def _still_open(self, conn: C) -> C:
+        """``conn``, unless the pool closed meanwhile: then it is closed and PoolClosedError raised."""
+        if self._closed:
+            self._give_back(conn)  # closes it and frees its slot
+            raise PoolClosedError("the connection pool was closed while this acquire waited")
         return conn
 
     # -- acquire / release -------------------------------------------------------------------------
@@ -183,13 +216,17 @@ class ConnectionPool(Generic[C]):
         """``async with pool.acquire() as conn`` (or ``conn = await pool.acquire()`` plus :meth:`release`).
 
         Args:
-            timeout: overrides ``acquire_timeout`` for this call.
+            timeout: overrides ``acquire_timeout`` for this call: seconds > 0, or None / ``inf``
+                to wait forever.
 
         Raises:
             PoolTimeoutError: no connection within the timeout.
             PoolClosedError: the pool is closed (or closes while waiting).
+            ValueRangeError, DTypeError: ``timeout`` is NaN, <= 0 or not a number.
         """
-        return _Acquire(self, self.acquire_timeout if timeout is ... else timeout)
+        if timeout is ...:
+            return _Acquire(self, self.acquire_timeout)
+        return _Acquire(self, check_timeout(timeout, "timeout", positive=True))
 
     async def _acquire(self, timeout: float | None) -> C:
         self._check_open()
@@ -212,7 +249,7 @@ class ConnectionPool(Generic[C]):
             while self._idle:
                 conn = self._idle.popleft()
                 if await self._vet(conn):
-                    return conn
+                    return self._still_open(conn)
             if self._size < self.max_size and not self._waiters:
                 self._size += 1
                 return await self._connect_reserved()
@@ -220,27 +257,31 @@ class ConnectionPool(Generic[C]):
             if got is _SLOT:
                 return await self._connect_reserved()
             if await self._vet(got):
-                return got
+                return self._still_open(got)
 
     async def _vet(self, conn: C) -> bool:
         """Whether ``conn`` (taken from the pool) may be handed out; a rejected one is closed, its slot freed."""
+        self._in_transit += 1  # close() waits for a connection being validated
         try:
             ok = await self._is_valid(conn)
         except BaseException:
             self._give_back(conn)  # cancelled while validating: the connection stays pooled
             raise
+        finally:
+            self._in_transit -= 1
+            self._notify()
         if not ok:
-            try:
-                await self._close_one(conn)
-            finally:
-                self._free_slot()
+            closing = self._start_close(conn)
+            self._free_slot()
+            await _shielded(closing)
         return ok
 
     async def _wait_turn(self) -> Any:
+        self._check_open()  # the pool may have closed while this acquire validated a connection
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._waiters.append(future)
         try:
-            return await future
+            got = await future
         except BaseException:
             if future.done() and not future.cancelled() and future.exception() is None:
                 # handed a connection or slot just as we were cancelled / timed out: pass it on
@@ -248,13 +289,19 @@ class ConnectionPool(Generic[C]):
                 if got is _SLOT:
                     self._free_slot()
                 else:
+                    self._in_transit -= 1
                     self._give_back(got)
+                    self._notify()
             raise
         finally:
             try:
                 self._waiters.remove(future)
             except ValueError:
                 pass
+        if got is not _SLOT:
+            self._in_transit -= 1  # picked up; _vet counts it again while it validates
+            self._notify()
+        return got
 
     async def _is_valid(self, conn: C) -> bool:
         if self._validate is None:
@@ -273,9 +320,14 @@ class ConnectionPool(Generic[C]):
         return None
 
     def _give_back(self, conn: C) -> None:
-        """Hand ``conn`` to the longest waiter, or park it idle."""
+        """Hand ``conn`` to the longest waiter, or park it idle (close it if the pool is closed)."""
+        if self._closed:
+            self._size -= 1
+            self._start_close(conn)  # an awaitable close runs on as a tracked task
+            return
         waiter = self._next_waiter()
         if waiter is not None:
+            self._in_transit += 1  # in the waiter's hands until it wakes up
             waiter.set_result(conn)
         else:
             self._idle.append(conn)
@@ -293,40 +345,66 @@ class ConnectionPool(Generic[C]):
             raise ValueRangeError(f"connection {conn!r} was not checked out from this pool")
         self._releases += 1
 
-    def _note_returned(self) -> None:
-        if not self._in_use and self._all_returned is not None:
-            self._all_returned.set()
+    def _notify(self) -> None:
+        """Wake ``close()`` waiting for checked-out connections, connects and closes to finish."""
+        if self._wakeup is not None:
+            self._wakeup.set()
+            self._wakeup = None
 
     async def release(self, conn: C) -> None:
         """Give back a connection from ``await pool.acquire()`` (closed at once if the pool is closed)."""
         self._checked_in(conn)
+        closing = None
         if self._closed:
-            await self._close_one(conn)
             self._size -= 1
+            closing = self._start_close(conn)
         else:
             self._give_back(conn)
-        self._note_returned()
+        self._notify()
+        await _shielded(closing)
 
     async def discard(self, conn: C) -> None:
         """Give back a broken connection: it is closed, never handed out again, and its slot freed."""
         self._checked_in(conn)
-        try:
-            await self._close_one(conn)
-        finally:
-            self._free_slot()
-            self._note_returned()
+        closing = self._start_close(conn)
+        self._free_slot()
+        self._notify()
+        await _shielded(closing)
 
-    async def _close_one(self, conn: C) -> None:
+    def _start_close(self, conn: C) -> asyncio.Task[None] | None:
+        """Close ``conn`` (every path that closes one comes here, once per connection).
+
+        A plain close runs now; an awaitable one runs in a task the pool tracks, so that a caller
+        cancelled (or timed out) while waiting for it cannot leave the connection half closed and
+        forgotten: the close goes on, and :meth:`close` waits for it. Returns that task, if any.
+        """
         try:
             if self._close_conn is not None:
-                await _maybe_await(self._close_conn(conn))
+                outcome = self._close_conn(conn)
             else:
                 close = getattr(conn, "close", None)
-                if close is not None:
-                    await _maybe_await(close())
+                outcome = close() if close is not None else None
+        except Exception:
+            logger.warning("closing connection %r failed", conn, exc_info=True)
+            outcome = None
+        if not inspect.isawaitable(outcome):
+            self._closed_count += 1
+            return None
+        task = asyncio.ensure_future(self._finish_close(conn, outcome))
+        self._closers.add(task)
+        task.add_done_callback(self._closer_done)
+        return task
+
+    async def _finish_close(self, conn: C, outcome: Awaitable[Any]) -> None:
+        try:
+            await outcome
         except Exception:
             logger.warning("closing connection %r failed", conn, exc_info=True)
         self._closed_count += 1
+
+    def _closer_done(self, task: asyncio.Task[None]) -> None:
+        self._closers.discard(task)
+        self._notify()
 
     # -- closing -----------------------------------------------------------------------------------
     def _check_open(self) -> None:
@@ -340,30 +418,40 @@ class ConnectionPool(Generic[C]):
     async def close(self, timeout: float | None = 30.0) -> list[C]:
         """Close the pool: fail waiters, close idle connections, wait for checked-out ones.
 
+        Waiting acquirers fail with ``PoolClosedError`` at once; idle connections are closed; a
+        connection being opened for an acquirer is closed when it arrives (that acquirer gets
+        ``PoolClosedError``); a checked-out one is closed when it is given back. ``close()``
+        returns once all of that has happened (every connection the pool opened closed exactly
+        once), or when ``timeout`` runs out. Calling it again, or concurrently, is safe.
+
         Args:
-            timeout: seconds to wait for checked-out connections (None: forever).
+            timeout: seconds to wait for checked-out connections, connects and closes in progress
+                (>= 0; None or ``inf``: forever).
 
         Returns:
             The connections still checked out when the timeout ran out (abandoned: not closed
             now, but closed when they are released).
         """
+        timeout_s = check_timeout(timeout, "timeout")
         self._closed = True
         while self._waiters:
             future = self._waiters.popleft()
             if not future.done():
                 future.set_exception(PoolClosedError("the connection pool was closed while waiting"))
-        while self._idle:
-            await self._close_one(self._idle.popleft())
+        while self._idle:  # start every close before the first await: a cancelled close() loses none
+            conn = self._idle.popleft()
             self._size -= 1
-        if self._in_use:
-            self._all_returned = asyncio.Event()
-            try:
-                async with asyncio.timeout(timeout):
-                    await self._all_returned.wait()
-            except TimeoutError:
-                abandoned = list(self._in_use.values())
-                logger.warning("ConnectionPool.close: abandoned %d checked-out connection(s)", len(abandoned))
-                return abandoned
+            self._start_close(conn)
+        try:
+            async with asyncio.timeout(timeout_s):
+                while self._in_use or self._connecting or self._in_transit or self._closers:
+                    if self._wakeup is None:
+                        self._wakeup = asyncio.Event()
+                    await self._wakeup.wait()
+        except TimeoutError:
+            abandoned = list(self._in_use.values())
+            logger.warning("ConnectionPool.close: abandoned %d checked-out connection(s)", len(abandoned))
+            return abandoned
         return []
 
     async def __aenter__(self) -> ConnectionPool[C]:

@@ -17,6 +17,8 @@ from collections.abc import Awaitable, Callable, Hashable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from .._validation import check_callable
+from ..errors import DTypeError
 from .lru import CacheStats, LRUCache, check_ttl
 
 __all__ = ["QueryCacheStats", "QueryCache", "query_cache"]
@@ -150,6 +152,7 @@ class QueryCache:
         entry_ttl = check_ttl(ttl, "ttl")
 
         def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
+            check_callable(func, "fn")
             signature = inspect.signature(func)
 
             def make_key(args: tuple[Any, ...], kwargs: dict[str, Any]) -> _CallKey:
@@ -252,7 +255,10 @@ class QueryCache:
         finally:
             flight.waiters -= 1
             if flight.waiters == 0 and not task.done():
-                task.cancel()  # every caller has gone (cancelled): stop the shared call
+                # every caller has gone (cancelled): stop the shared call, and let no new caller
+                # join it (it would receive a cancellation it never asked for)
+                self._land(key, flight)
+                task.cancel()
 
     async def _run_flight(
         self, func: Callable[..., Awaitable[Any]], key: _CallKey, args: tuple, kwargs: dict, ttl: float | None,
@@ -283,7 +289,7 @@ class QueryCache:
         """Drop the entry of ``fn(*args, **kwargs)``; True if there was a live one."""
         make_key = getattr(fn, "_mdt_make_key", None)
         if make_key is None:
-            raise TypeError(f"{fn!r} is not decorated with QueryCache.cached")
+            raise DTypeError(f"{fn!r} is not decorated with QueryCache.cached")
         key = make_key(args, kwargs)
         self._forget_inflight(lambda k: k == key)
         return self._cache.delete(key)

@@ -2,7 +2,7 @@
 
 The standard library has none. Each caller reserves a slot synchronously on the event loop (no
 lock) and then sleeps outside it, so waiters are served in arrival order, never more than
-``burst`` pass at once, and a cancelled waiter gives its token back
+``burst`` pass at once, and the last waiter in line gives its token back when cancelled
 (``docs/design/aio-concurrency.md``).
 """
 
@@ -13,7 +13,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from .._validation import check_number
+from .._validation import check_callable, check_number
 
 __all__ = ["AsyncRateLimiter"]
 
@@ -28,8 +28,11 @@ class AsyncRateLimiter:
 
     A caller that finds no token reserves the next one (the balance goes negative) and sleeps
     until its reserved time; reservations are taken in arrival order with no await in between, so
-    waiters are served first-in first-out, no lock is ever held while sleeping, and a cancelled
-    waiter gives its token back. Use one limiter from one event loop (it is not thread-safe).
+    waiters are served first-in first-out and no lock is ever held while sleeping. A cancelled
+    waiter gives its token back once nobody waits behind it and its slot is still to come; while
+    someone does, its slot stays unused (the waiters behind it keep their times, and handing the
+    slot to a newcomer would let two callers through at once later, above
+    ``burst + t * rate / per``). Use one limiter from one event loop (it is not thread-safe).
 
     Args:
         rate: admissions per ``per`` seconds, > 0.
@@ -62,10 +65,15 @@ class AsyncRateLimiter:
         # one admission takes a whole token, so the bucket must hold at least one
         self.burst = max(1.0, self.rate) if burst is None else check_number(burst, "burst", low=1.0)
         self._fill_rate = self.rate / self.per  # tokens per second
+        check_callable(clock, "clock")
+        check_callable(sleep, "sleep")
         self._clock = clock
         self._sleep = sleep
         self._tokens = self.burst
         self._updated = clock()
+        # reservations in arrival order -> [its slot's time, abandoned (waiter cancelled, token kept)]
+        self._waiting: dict[int, list[Any]] = {}
+        self._next_id = 0
         self.admitted = 0
 
     def _refill(self) -> float:
@@ -98,12 +106,34 @@ class AsyncRateLimiter:
             self.admitted += 1
             return
         delay = -self._tokens / self._fill_rate
+        me = self._next_id
+        self._next_id += 1
+        self._waiting[me] = [self._updated + delay, False]
         try:
             await self._sleep(delay)
         except BaseException:
-            self._tokens += 1  # cancelled while waiting: release the reservation
+            self._release(me)
             raise
+        del self._waiting[me]
         self.admitted += 1
+
+    def _release(self, me: int) -> None:
+        """A waiter was cancelled: give its slot back if nobody waits behind it.
+
+        Trailing abandoned reservations go with it, but only slots still in the future return a
+        token: a slot whose time has passed unused is gone (handing it out now would admit a
+        caller beside the ones admitted in the slots after it).
+        """
+        self._waiting[me][1] = True
+        now = self._refill()
+        while self._waiting:
+            last = next(reversed(self._waiting))
+            slot, abandoned = self._waiting[last]
+            if not abandoned:
+                break
+            del self._waiting[last]
+            if slot > now:
+                self._tokens = min(self.burst, self._tokens + 1)
 
     async def __aenter__(self) -> AsyncRateLimiter:
         await self.acquire()

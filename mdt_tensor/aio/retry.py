@@ -199,7 +199,7 @@ def _split_call_options(func: Callable[..., Any], kwargs: dict[str, Any],
             parameters = {}  # type: ignore[assignment]
         clash = sorted(name for name in option_kwargs if name in parameters)
         if clash:
-            raise TypeError(
+            raise DTypeError(
                 f"{', '.join(clash)} is both a retry option and a parameter of {func!r}; pass "
                 f"the retry options as retry_options=RetryOptions(...) so every other keyword "
                 f"goes to the function"
@@ -212,9 +212,15 @@ def _dispatch(name: str, decorate: Callable[[Any, RetryOptions], Any], run: Call
     """The three forms :func:`retry_async` and :func:`retry_sync` share: decorator factory, bare
     decorator, one retried call (``run``)."""
     if func is None:
-        options = RetryOptions(**kwargs)
         if args:
-            raise TypeError(f"{name}(...) as a decorator factory takes keyword options only")
+            raise DTypeError(f"{name}(...) as a decorator factory takes keyword options only")
+        unknown = sorted(set(kwargs) - _RETRY_OPTION_NAMES)
+        if unknown:
+            raise DTypeError(
+                f"{name}(...) got unknown retry option(s) {', '.join(unknown)}; the options are "
+                f"{', '.join(sorted(_RETRY_OPTION_NAMES))}"
+            )
+        options = RetryOptions(**kwargs)
         return lambda f: decorate(f, options)
     check_callable(func, "func")
     if not args and not kwargs:

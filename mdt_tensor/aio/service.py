@@ -127,6 +127,8 @@ async def wait_for_service(
         False
     """
     check_callable(check, "check")
+    check_callable(clock, "clock")
+    check_callable(sleep, "sleep")
     timeout_s = check_seconds(timeout, "timeout", positive=True)
     interval_s = check_seconds(interval, "interval", positive=True)
     assert timeout_s is not None and interval_s is not None

@@ -16,7 +16,8 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from .._validation import check_int
+from .._validation import check_callable, check_int, check_timeout
+from ..errors import DTypeError, MdtError
 
 __all__ = ["TaskResult", "AsyncTaskPool", "gather_with_concurrency", "run_with_timeout"]
 
@@ -42,6 +43,18 @@ class TaskResult(Generic[T]):
     error: BaseException | None = None
     duration: float = 0.0
     wait: float = 0.0
+
+
+def _check_awaitable(value: Any, name: str) -> None:
+    if not inspect.isawaitable(value):
+        raise DTypeError(f"Expected `{name}` to be awaitable (a coroutine, task or future), but got {type(value).__name__}.")
+
+
+def _close_unstarted(source: Iterable[tuple[int, Any]]) -> None:
+    """Close the coroutines a worker never started, so they do not warn "never awaited"."""
+    for _, aw in source:
+        if inspect.iscoroutine(aw):
+            aw.close()
 
 
 async def _timed(awaitable: Awaitable[T], wait: float) -> TaskResult[T]:
@@ -79,6 +92,7 @@ class AsyncTaskPool:
 
     async def run_task(self, aw: Awaitable[T]) -> TaskResult[T]:
         """Run one awaitable in a slot (an already created coroutine: prefer :meth:`submit`)."""
+        _check_awaitable(aw, "aw")
         start = time.perf_counter()
         async with self._slots:
             return await _timed(aw, time.perf_counter() - start)
@@ -95,14 +109,33 @@ class AsyncTaskPool:
 
     def submit(self, fn: Callable[..., Awaitable[T]], *args: Any) -> asyncio.Task[TaskResult[T]]:
         """Schedule ``fn(*args)``; the coroutine is created once a slot is free. Returns a task of its result."""
+        check_callable(fn, "fn")
         return asyncio.get_running_loop().create_task(self._run_fn(fn, args))
 
     async def run_all(self, aws: Iterable[Awaitable[T]]) -> list[TaskResult[T]]:
-        """Run awaitables (at most ``max_concurrent`` at once); results in input order."""
-        return await self.map(lambda aw: aw, aws)
+        """Run awaitables (at most ``max_concurrent`` at once); results in input order.
+
+        If the call is cancelled (or fails), the coroutines it never started are closed.
+        """
+        items = list(aws)
+        for index, aw in enumerate(items):
+            _check_awaitable(aw, f"aws[{index}]")
+        started = [False] * len(items)
+
+        def start(index_aw: tuple[int, Awaitable[T]]) -> Awaitable[T]:
+            started[index_aw[0]] = True
+            return index_aw[1]
+
+        try:
+            return await self.map(start, list(enumerate(items)))
+        finally:
+            _close_unstarted((i, aw) for i, aw in enumerate(items) if not started[i])
 
     async def map(self, fn: Callable[[Any], Awaitable[T]], items: Iterable[Any]) -> list[TaskResult[T]]:
         """``fn(item)`` for every item, at most ``max_concurrent`` at once; results in input order."""
+        check_callable(fn, "fn")
+        if isinstance(items, (str, bytes)) or not isinstance(items, Iterable):
+            raise DTypeError(f"Expected `items` to be an iterable of items, but got {type(items).__name__}.")
         results: dict[int, TaskResult[T]] = {}
         source = enumerate(items)
 
@@ -157,6 +190,12 @@ async def gather_with_concurrency(n: int, *aws: Awaitable[Any], return_exception
         [0, 1, 2, 3, 4]
     """
     check_int(n, "n", low=1)
+    for index, aw in enumerate(aws):
+        if not inspect.isawaitable(aw):
+            for other in aws:  # nothing starts: close the coroutines we were given
+                if inspect.iscoroutine(other):
+                    other.close()
+            _check_awaitable(aw, f"aws[{index}]")
     results: list[Any] = [None] * len(aws)
     source = iter(enumerate(aws))
 
@@ -177,9 +216,7 @@ async def gather_with_concurrency(n: int, *aws: Awaitable[Any], return_exception
         elif n_workers > 1:
             await _run_workers([worker() for _ in range(n_workers)])
     finally:
-        for _, aw in source:  # never started: close them so they do not warn "never awaited"
-            if inspect.iscoroutine(aw):
-                aw.close()
+        _close_unstarted(source)  # never started: close them so they do not warn "never awaited"
     return results
 
 
@@ -187,13 +224,23 @@ async def run_with_timeout(aw: Awaitable[T], timeout: float | None, default: Any
     """Await ``aw``; if *this* timeout expires, cancel it and return ``default``.
 
     A ``TimeoutError`` raised inside ``aw`` (say, by a socket) is not ours: it propagates.
+    ``timeout`` is seconds >= 0 (0: already expired), or None / ``inf`` to wait forever; NaN, a
+    negative number or a non-number is a ``ValueRangeError`` / ``DTypeError`` (and ``aw``, if a
+    coroutine, is closed unstarted).
 
     Example:
         >>> asyncio.run(run_with_timeout(asyncio.sleep(10, "late"), 0.01, default="default"))
         'default'
     """
     try:
-        async with asyncio.timeout(timeout) as scope:
+        _check_awaitable(aw, "aw")
+        timeout_s = check_timeout(timeout, "timeout")
+    except MdtError:
+        if inspect.iscoroutine(aw):
+            aw.close()
+        raise
+    try:
+        async with asyncio.timeout(timeout_s) as scope:
             return await aw
     except TimeoutError:
         if scope.expired():

@@ -11,13 +11,14 @@ the mask, and named with its reason in the report: never a silent zero.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import enum
+import inspect
 import random
 import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import aiohttp
 import numpy as np
@@ -25,7 +26,7 @@ import torch
 
 from .._validation import check_int, check_seconds
 from ..aio import AsyncRateLimiter, CircuitBreaker, RetryOptions, retry_async
-from ..errors import CircuitOpenError, DTypeError, NetworkError, ValueRangeError
+from ..errors import CircuitOpenError, DTypeError, NetworkError, PoolClosedError, ValueRangeError
 from .staging import Staging
 from .wire import RejectReason, RowRejected, decode_row
 
@@ -184,7 +185,12 @@ class WeightFeed:
         self.n = check_int(n, "n", low=1)
         if dtype not in _DTYPES:
             raise DTypeError(f"Expected `dtype` to be one of {[str(d) for d in _DTYPES]}, but got {dtype}.")
-        self.device = torch.device(device)
+        try:
+            self.device = torch.device(device)
+        except (RuntimeError, TypeError) as exc:  # torch's own errors for "cuda:x", 5, ...
+            raise ValueRangeError(f"Expected `device` to name a torch device, but got {device!r} ({exc}).") from None
+        if session is not None and not isinstance(session, aiohttp.ClientSession):
+            raise DTypeError(f"Expected `session` to be an aiohttp.ClientSession or None, but got {type(session).__name__}.")
         if self.device.type == "cuda" and not torch.cuda.is_available():
             raise ValueRangeError(f"Expected `device` to exist, but got {device!r} and CUDA is not available.")
         self.timeout = check_seconds(timeout, "timeout", positive=True)
@@ -208,6 +214,8 @@ class WeightFeed:
         self._slots: asyncio.Semaphore | None = None
         self._lock: asyncio.Lock | None = None
         self._prefetch: asyncio.Task[WeightBatch] | None = None
+        self._fetching: set[asyncio.Future[list[EndpointReport]]] = set()  # row requests of fetches in flight
+        self._closed = False
         self.epoch = 0
 
     # lifecycle --------------------------------------------------------------------------------
@@ -219,6 +227,8 @@ class WeightFeed:
         await self.close()
 
     def _open(self) -> aiohttp.ClientSession:
+        if self._closed:
+            raise PoolClosedError("this WeightFeed is closed; create a new one")
         if self._slots is None:
             self._slots = asyncio.Semaphore(self.concurrency)
             self._lock = asyncio.Lock()
@@ -230,12 +240,20 @@ class WeightFeed:
         return self._session
 
     async def close(self) -> None:
-        """Cancel a prefetch in flight and close the feed's own session (one passed in stays open)."""
+        """Stop the feed: cancel a prefetch and the requests of fetches in flight, close the feed's
+        own session (one passed in stays open).
+
+        A ``fetch()`` in flight (or waiting for its turn) raises ``PoolClosedError``; so does every
+        later ``fetch()``. When ``close()`` returns, no request of this feed is running. Closing
+        twice is harmless.
+        """
+        self._closed = True
         prefetch, self._prefetch = self._prefetch, None
-        if prefetch is not None and not prefetch.done():
-            prefetch.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await prefetch
+        pending = [f for f in (prefetch, *self._fetching) if f is not None and not f.done()]
+        for future in pending:
+            future.cancel()
+        if pending:
+            await _wait_cancelled(pending)
         if self._owns_session and self._session is not None and not self._session.closed:
             await self._session.close()
 
@@ -326,11 +344,23 @@ class WeightFeed:
         session = self._open()
         assert self._lock is not None
         async with self._lock:  # one fetch at a time per feed: they share the buffers
+            if self._closed:
+                raise PoolClosedError("this WeightFeed was closed while this fetch waited for its turn")
             slot = self.epoch % 2
             start = time.perf_counter()
             rows = self._staging.host_rows(slot)
             valid = np.zeros(len(self.urls), dtype=bool)
-            reports = await asyncio.gather(*(self._fetch_row(session, i, rows, valid) for i in range(len(self.urls))))
+            work = asyncio.gather(*(self._fetch_row(session, i, rows, valid) for i in range(len(self.urls))))
+            self._fetching.add(work)
+            try:
+                reports = await work
+            except asyncio.CancelledError:
+                current = asyncio.current_task()
+                if self._closed and not (current is not None and current.cancelling()):
+                    raise PoolClosedError("this WeightFeed was closed during the fetch") from None
+                raise
+            finally:
+                self._fetching.discard(work)
             weights, mask = self._staging.publish(slot, valid)
             batch = WeightBatch(weights, mask, list(reports), self.epoch, time.perf_counter() - start, valid)
             self.epoch += 1
@@ -353,31 +383,58 @@ class WeightFeed:
         makes progress whenever the body awaits (GPU kernels are queued without blocking, so an
         ``await`` after launching them is enough). Leaving the loop early leaves the prefetch
         running until the generator is closed: iterate inside
-        ``async with contextlib.aclosing(feed.stream()) as batches:``, or close the feed.
+        ``async with contextlib.aclosing(feed.stream()) as batches:``, or close the feed. Closing
+        the feed ends the stream with ``PoolClosedError`` (never a silent early end).
         """
         count = None if count is None else check_int(count, "count", low=0)
         interval_s = check_seconds(interval, "interval")
         assert interval_s is not None
         if count == 0:
             return
+        self._open()  # a closed feed refuses at once
         started = time.monotonic()
         self._prefetch = asyncio.ensure_future(self.fetch())
         produced = 0
         try:
-            while self._prefetch is not None:
-                batch = await self._prefetch
+            while True:
+                prefetch = self._prefetch
+                if prefetch is None:  # close() took it
+                    raise PoolClosedError("this WeightFeed was closed during stream()")
+                try:
+                    batch = await prefetch
+                except asyncio.CancelledError:
+                    current = asyncio.current_task()
+                    if self._closed and not (current is not None and current.cancelling()):
+                        raise PoolClosedError("this WeightFeed was closed during stream()") from None
+                    raise
                 produced += 1
                 self._prefetch = None
-                if count is None or produced < count:
-                    started += interval_s
-                    self._prefetch = asyncio.ensure_future(self._fetch_at(started))
+                if count is not None and produced >= count:
+                    yield batch
+                    return
+                started += interval_s
+                self._prefetch = asyncio.ensure_future(self._fetch_at(started))
                 yield batch
         finally:
             pending, self._prefetch = self._prefetch, None
             if pending is not None and not pending.done():
                 pending.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await pending
+                await _wait_cancelled([pending])
+
+
+async def _wait_cancelled(futures: Sequence[asyncio.Future[Any]]) -> None:
+    """Wait until ``futures`` (just cancelled) have ended, whatever they ended with.
+
+    A cancellation of the caller itself still propagates (``contextlib.suppress(CancelledError)``
+    around ``await task`` would swallow it too).
+    """
+    await asyncio.wait(futures)
+    for future in futures:
+        if not future.cancelled():
+            future.exception()  # retrieved: an error of a cancelled prefetch is not the caller's
+
+
+_FEED_OPTIONS = frozenset(inspect.signature(WeightFeed.__init__).parameters) - {"self", "urls", "n", "device"}
 
 
 async def fetch_weight_stack(urls: Sequence[str], n: int, *, device: str | torch.device = "cpu",
@@ -388,5 +445,8 @@ async def fetch_weight_stack(urls: Sequence[str], n: int, *, device: str | torch
     The returned tensors belong to the caller. Check ``batch.mask`` / ``batch.failures`` (or call
     ``batch.raise_if_incomplete()``): failed rows are zeros in ``batch.weights``.
     """
+    unknown = sorted(set(options) - _FEED_OPTIONS)
+    if unknown:
+        raise DTypeError(f"Unknown WeightFeed option(s) {', '.join(unknown)}; the options are {', '.join(sorted(_FEED_OPTIONS))}.")
     async with WeightFeed(urls, n, device=device, **options) as feed:  # type: ignore[arg-type]
         return await feed.fetch()

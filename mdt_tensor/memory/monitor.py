@@ -174,8 +174,11 @@ class MemoryMonitor:
         if task is None:
             return
         task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        # wait for the end without swallowing a cancellation of the caller itself (a
+        # suppress(CancelledError) around ``await task`` would)
+        await asyncio.wait([task])
+        if not task.cancelled() and task.exception() is not None:
+            logger.warning("memory monitor task ended with %r", task.exception())
 
     @contextlib.asynccontextmanager
     async def polling(self, interval: float = 5.0) -> AsyncIterator[MemoryMonitor]:
