@@ -1,6 +1,6 @@
 """Weight operations against the original library's own code paths (``sdk/utils/weight_utils.py``).
 
-The baselines below re-create what the original does (spec/seed-utils.md section 1.2): numpy
+The baselines below re-create what the original does (the ModernTensor SDK's ``weight_utils``): numpy
 float64 over the whole array for normalize / clip / decay, a Python loop over rows with a full
 ``np.argsort`` per row for top-k, a Python loop over rows for entropy, and a Python loop over
 positions for smoothing. Streaming ops are also compared with one plain copy of the same array

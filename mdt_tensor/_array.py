@@ -1,16 +1,10 @@
 """Array-type dispatch: numpy, torch and CuPy in; torch computes; the caller's type comes out.
 
 Public functions call :func:`as_tensor` on each array argument and :meth:`ArrayOrigin.wrap` on
-each result. Conversions share memory wherever the libraries allow:
-
-* numpy → torch: ``torch.from_numpy`` (a zero-copy view; read-only arrays are viewed too, and
-  ``mdt_tensor`` never writes into an input);
-* CuPy ↔ torch: DLPack (``torch.from_dlpack`` / ``cupy.from_dlpack``), zero-copy on the same GPU;
-* torch → numpy: ``Tensor.numpy()`` on CPU tensors (zero-copy).
-
-Python lists, tuples and scalars are read through ``numpy.asarray`` (so ``[0.1, 0.2]`` is float64,
-as numpy reads it) and come back as torch tensors. CuPy is detected by the array's module name and
-is never imported unless the caller already passed a CuPy array.
+each result. Conversions share memory wherever the libraries allow (``torch.from_numpy``,
+DLPack for CuPy, ``Tensor.numpy()``); ``mdt_tensor`` never writes into an input. Python lists and
+scalars are read through ``numpy.asarray`` and come back as torch tensors. CuPy is detected by
+the array's module name and never imported unless the caller passed a CuPy array.
 """
 
 from __future__ import annotations

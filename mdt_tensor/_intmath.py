@@ -3,7 +3,7 @@
 Money (``money/apportion``) and the chain's fixed point (``chain/fixed``) both need this product-then-
 divide, batched and with the same bits on CPU and CUDA. Python ints would be exact but neither
 batched nor on a GPU, and float64 is neither exact above 2**53 nor order-independent, so the
-division is done by long division over k-bit digits of ``b`` (``spec/exact-arithmetic.md`` 2.3):
+division is done by long division over k-bit digits of ``b`` (``docs/design/apportion.md``):
 only int64 ``* + - // >> &`` are used, and every intermediate stays below 2**63.
 """
 

@@ -1,21 +1,10 @@
 """One very large subnet, its neuron columns sharded over the ranks: consensus to dividends.
 
-Rank r holds the columns ``W[:, cols_r]`` (and the same columns of the bonds); the per-uid
-vectors (stake, activity, registration blocks, permits) are O(n) and every rank holds them
-whole, so the stake normalisation, permits and active stake are computed identically everywhere
-without communication. The O(n^2) steps then need four collectives (each with the status flag
-of ``comm.Guard``):
-
-1. the column widths (all-gather), to place each rank's block;
-2. the weight row sums (all-reduce, int64), for the row normalisation;
-3. validator trust ``sum_j W̄_ij`` and ``sum_j R_j`` (all-reduce) for trust and incentive;
-4. the dividends' row sums ``sum_j B_ij I_j`` and the consensus / incentive columns (all-reduce).
-
-Consensus, clipping, ranks, the bonds EMA and their column normalisations are per column, hence
-local. Exact mode sums integers (I32F32 bits, u16 row sums), which is associative, and follows the
-chain's fixed-point rounding step by step (as ``mt.yuma.epoch`` does), so every output is bit for
-bit the single-process epoch's. Fast mode agrees to float rounding (the row normalisation is
-exact in float64: its sums are of u16 integers). Emissions are not computed here.
+Rank r holds the columns ``W[:, cols_r]`` (and those of the bonds); the O(n) per-uid vectors
+are whole on every rank. Four collectives carry what crosses columns: column widths, the int64
+weight row sums, validator trust and the rank total, the dividends' row sums. Exact mode sums
+integers (associative), so every output is bit for bit the single-process epoch's; fast mode
+agrees to float rounding. Emissions are not computed here. Details: ``docs/design/distributed.md``.
 """
 
 from __future__ import annotations

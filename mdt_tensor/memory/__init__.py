@@ -1,7 +1,7 @@
 """Memory utilities: process / system / CUDA figures, a monitor, an object pool, GC and profiling.
 
-The original SDK's ``memory_optimization`` names, rebuilt without its defects (spec
-``seed-utils.md`` 1.5 and 4.21): percentages are the system's memory pressure, CUDA memory is
+The original ModernTensor SDK's ``memory_optimization`` names, rebuilt without its defects:
+percentages are the system's memory pressure, CUDA memory is
 reported from torch's allocator, the pool takes any object, sizes never consume generators.
 Imports psutil, so ``import mdt_tensor`` loads this package only on first use.
 """
