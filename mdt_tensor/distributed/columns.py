@@ -166,7 +166,7 @@ def _uids(state: yuma.SubnetState, p: yuma.YumaParams, exact: bool, dtype: torch
         stake = fixed.normalize_i64f64_to_i32f32(quantized, validate=False)
     else:
         stake = _normalize(raw.to(dtype), exact)
-    new_permit = _topk(stake, p.max_allowed_validators, exact)
+    new_permit = _topk(stake, int(p.max_allowed_validators), exact)
     if state.validator_permit is None:
         old_permit = new_permit
     else:
@@ -345,6 +345,8 @@ def column_sharded_epoch(
     """
     if params.liquid_alpha:
         raise ValueRangeError("The column-sharded epoch does not implement liquid alpha (YumaParams.liquid_alpha).")
+    if params.per_element:
+        raise ValueRangeError("The column-sharded epoch runs one subnet: per-element YumaParams do not apply.")
     guard = Guard(group, "mdt_tensor.distributed.column_sharded_epoch")
     where = torch.device(device) if device is not None else guard.device
     fdtype = torch.float64 if dtype is None else dtype

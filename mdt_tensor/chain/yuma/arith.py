@@ -9,7 +9,8 @@ is in ``docs/design/yuma-epoch.md`` ("Fixed-point helpers").
 
 from __future__ import annotations
 
-from typing import Literal
+from collections.abc import Callable
+from typing import Any, Literal
 
 import torch
 from torch import Tensor
@@ -27,6 +28,7 @@ from ..fixed import (
     fx_to_u16,
     normalize_i64f64_to_i32f32,
 )
+from .types import IntParam
 
 __all__: list[str] = []
 
@@ -73,13 +75,15 @@ def _fits(operand: Tensor, target: Tensor) -> bool:
     )
 
 
-def _mul_fx_const(a: Tensor, c: int) -> Tensor:
+def _mul_fx_const(a: Tensor, c: int | Tensor) -> Tensor:
     """I32F32 ``a * c`` for a constant ``0 <= c <= 2**32`` and ``|a| <= 2**33``: ``floor(a * c / 2**32)``.
 
     One product when ``c < 2**30`` (``|a * c| < 2**63``); otherwise ``c`` is split into 16-bit
-    halves, which is cheaper than splitting the tensor. Same bits as ``fixed.fx_mul``.
+    halves, which is cheaper than splitting the tensor. Same bits as ``fixed.fx_mul``. A tensor
+    ``c`` (one constant per subnet, broadcast against ``a``) always takes the split, which gives
+    the same bits as the single product (``floor(floor(x / 2**16) / 2**16) = floor(x / 2**32)``).
     """
-    if c < 1 << 30:
+    if isinstance(c, int) and c < 1 << 30:
         product = a * c
         product >>= _FRAC
         return product
@@ -88,6 +92,14 @@ def _mul_fx_const(a: Tensor, c: int) -> Tensor:
     high += low
     high >>= 16
     return high
+
+
+def _clamp(x: Tensor, low: float | Tensor, high: float | Tensor) -> Tensor:
+    """``x`` clamped to ``[low, high]``, each bound a number or a tensor broadcast against ``x``."""
+    if not isinstance(low, Tensor) and not isinstance(high, Tensor):
+        return x.clamp(low, high)
+    return torch.minimum(torch.maximum(x, torch.as_tensor(low, dtype=x.dtype, device=x.device)),
+                         torch.as_tensor(high, dtype=x.dtype, device=x.device))
 
 
 def _div_fx(a: Tensor, c: Tensor, *, a_small: bool = False) -> Tensor:
@@ -209,15 +221,15 @@ class _Exact:
         self.dtype = torch.int64
         self.one = _ONE
 
-    def const_ratio(self, num: int, den: int) -> int:
-        """I32F32 ``from(num) / from(den)`` for non-negative Python ints: ``floor(num*2**32/den)``."""
+    def const_ratio(self, num: IntParam, den: int) -> IntParam:
+        """I32F32 ``from(num) / from(den)`` for non-negative ints (or an int64 tensor): ``floor(num*2**32/den)``."""
         return (num << _FRAC) // den
 
     def mul(self, a: Tensor, b: Tensor) -> Tensor:
         """Put the smaller (broadcast) operand first: the limb split happens on it."""
         return _mul_fx(a, b)
 
-    def mul_const(self, a: Tensor, c: int) -> Tensor:
+    def mul_const(self, a: Tensor, c: IntParam) -> Tensor:
         return _mul_fx_const(a, c)
 
     def div(self, a: Tensor, c: Tensor, *, a_small: bool = False) -> Tensor:
@@ -231,8 +243,8 @@ class _Exact:
         return _normalize_exact(x, dim)
 
     def normalize_u16(self, values: Tensor, drop: Tensor, dim: int) -> Tensor:
-        """Stored u16 ``values`` with the ``drop`` cells zeroed, normalised along ``dim``."""
-        kept = values.masked_fill(drop, 0)
+        """Stored u16 ``values`` (any integer dtype) with the ``drop`` cells zeroed, normalised along ``dim``."""
+        kept = values.to(torch.int64).masked_fill(drop, 0)
         return _div_fx(kept, kept.sum(dim, keepdim=True), a_small=True)
 
     def stake_proportions(self, raw: Tensor, valid: Tensor) -> Tensor:
@@ -245,7 +257,7 @@ class _Exact:
         uids = torch.arange(n, device=stake.device)
         return torch.argsort(stake * n + uids, dim=-1, descending=True)
 
-    def weighted_median(self, weights: Tensor, stake: Tensor, kappa: int) -> Tensor:
+    def weighted_median(self, weights: Tensor, stake: Tensor, kappa: IntParam) -> Tensor:
         """``weighted_median_col_sparse`` on I32F32 bits (the consensus module's closed form)."""
         return weighted_median_fixed(weights, stake, kappa, validate=False)
 
@@ -257,7 +269,7 @@ class _Exact:
         """``sum_j m_ij * v_j``: ``(b, n, n)`` x ``(b, n)`` -> ``(b, n)``."""
         return _mul_fx(v.unsqueeze(-2), m).sum(-1)
 
-    def ema(self, new: Tensor, old: Tensor, alpha: int, *, consume: bool = False) -> Tensor:
+    def ema(self, new: Tensor, old: Tensor, alpha: IntParam, *, consume: bool = False) -> Tensor:
         """``alpha * new + (1 - alpha) * old``; ``consume``: the operands may be overwritten."""
         out = _mul_fx_const(new, alpha)
         out += _mul_fx_const(old, _ONE - alpha)
@@ -267,22 +279,26 @@ class _Exact:
         """Each column divided by its maximum (a zero column stays 0)."""
         return _div_fx(x, x.amax(-2, keepdim=True))
 
-    def bonds_ema_alpha(self, bonds_moving_average: int) -> int:
+    def bonds_ema_alpha(self, bonds_moving_average: IntParam) -> IntParam:
         """``1 - bma / 1e6`` with the I64F64 ratio truncated to I32F32."""
-        return fx_bonds_ema_alpha(bonds_moving_average)
+        alpha: IntParam = fx_bonds_ema_alpha(bonds_moving_average)
+        return alpha
 
-    def steepness(self, steepness: int) -> int:
+    def steepness(self, steepness: IntParam) -> IntParam:
         """The sigmoid's ``-steepness / 100`` as I32F32 bits (the magnitude truncated)."""
-        magnitude = (abs(steepness) << _FRAC) // 100
-        return -magnitude if steepness > 0 else magnitude
+        if isinstance(steepness, Tensor):
+            magnitude = (steepness.abs() << _FRAC) // 100
+            return torch.where(steepness > 0, -magnitude, magnitude)
+        magnitude_int = (abs(steepness) << _FRAC) // 100
+        return -magnitude_int if steepness > 0 else magnitude_int
 
-    def sigmoid_alpha(self, diff: Tensor, steep_div: int, low: int, high: int) -> Tensor:
+    def sigmoid_alpha(self, diff: Tensor, steep_div: IntParam, low: IntParam, high: IntParam) -> Tensor:
         """``alpha_low + sigmoid * (alpha_high - alpha_low)``, clamped, exactly as ``alpha_sigmoid``."""
         exponent = _mul_fx(diff - (_ONE >> 1), steep_div)  # |steep_div| < 2**41: fits the split
         e = fx_exp_safe(exponent)  # the chain's exp_safe: input clamped to [-20, 20]
         sigmoid = _reciprocal_one_plus(e)
         alpha = low + _mul_fx_const(sigmoid, high - low)
-        return alpha.clamp(low, high)
+        return _clamp(alpha, low, high)
 
     def chain_emission(self, combined: Tensor, nothing: Tensor, fallback: Tensor, emission: Tensor) -> Tensor:
         """The chain's ``Emission``: ``normalize(I + D)`` (or the stake) in I32F32, times E in I96F32."""
@@ -307,7 +323,7 @@ class _Exact:
 
     def u16_proportion(self, x: Tensor) -> Tensor:
         """``I32F32::from(u16) / I32F32::from(65535)``."""
-        return fx_from_u16_proportion(x, validate=False)
+        return fx_from_u16_proportion(x.to(torch.int64), validate=False)
 
     def to_float(self, x: Tensor) -> Tensor:
         return fx_to_float(x)
@@ -325,13 +341,19 @@ class _Float:
         self.dtype = dtype
         self.one = 1.0
 
-    def const_ratio(self, num: int, den: int) -> float:
-        return num / den
+    def const_ratio(self, num: IntParam, den: int) -> float | Tensor:
+        return self._per_subnet(num, lambda v: v / den)
+
+    def _per_subnet(self, value: IntParam, f: Callable[[Any], Any]) -> float | Tensor:
+        """``f(value)`` for an int, or computed in float64 for a tensor and stored in this dtype."""
+        if isinstance(value, Tensor):
+            return f(value.to(torch.float64)).to(self.dtype)
+        return float(f(value))
 
     def mul(self, a: Tensor, b: Tensor) -> Tensor:
         return a * b
 
-    def mul_const(self, a: Tensor, c: float) -> Tensor:
+    def mul_const(self, a: Tensor, c: float | Tensor) -> Tensor:
         return a * c
 
     def div(self, a: Tensor, c: Tensor, *, a_small: bool = False) -> Tensor:
@@ -359,7 +381,7 @@ class _Float:
         n = stake.shape[-1]
         return (n - 1) - torch.sort(stake.flip(-1), dim=-1, descending=True, stable=True).indices
 
-    def weighted_median(self, weights: Tensor, stake: Tensor, kappa: float) -> Tensor:
+    def weighted_median(self, weights: Tensor, stake: Tensor, kappa: float | Tensor) -> Tensor:
         return weighted_median(weights, stake, kappa, validate=False)
 
     def vec_mat(self, v: Tensor, m: Tensor) -> Tensor:
@@ -368,7 +390,7 @@ class _Float:
     def mat_vec(self, m: Tensor, v: Tensor) -> Tensor:
         return torch.matmul(m, v.unsqueeze(-1)).squeeze(-1)
 
-    def ema(self, new: Tensor, old: Tensor, alpha: float, *, consume: bool = False) -> Tensor:
+    def ema(self, new: Tensor, old: Tensor, alpha: float | Tensor, *, consume: bool = False) -> Tensor:
         if consume:
             return new.mul_(alpha).add_(old.mul_(1.0 - alpha))
         return new * alpha + old * (1.0 - alpha)
@@ -376,16 +398,16 @@ class _Float:
     def col_max_upscale_(self, x: Tensor) -> Tensor:
         return x.div_(x.amax(-2, keepdim=True).clamp_(min=1e-300))  # a zero column stays 0
 
-    def bonds_ema_alpha(self, bonds_moving_average: int) -> float:
-        return 1.0 - bonds_moving_average / 1_000_000
+    def bonds_ema_alpha(self, bonds_moving_average: IntParam) -> float | Tensor:
+        return self._per_subnet(bonds_moving_average, lambda v: 1.0 - v / 1_000_000)
 
-    def steepness(self, steepness: int) -> float:
-        return -steepness / 100
+    def steepness(self, steepness: IntParam) -> float | Tensor:
+        return self._per_subnet(steepness, lambda v: -v / 100)
 
-    def sigmoid_alpha(self, diff: Tensor, steep_div: float, low: float, high: float) -> Tensor:
+    def sigmoid_alpha(self, diff: Tensor, steep_div: float | Tensor, low: float | Tensor, high: float | Tensor) -> Tensor:
         e = torch.exp((steep_div * (diff - 0.5)).clamp(-20.0, 20.0))  # exp_safe's clamp
         sigmoid = 1.0 / (1.0 + e)
-        return (low + sigmoid * (high - low)).clamp(low, high)
+        return _clamp(low + sigmoid * (high - low), low, high)
 
     def chain_emission(self, combined: Tensor, nothing: Tensor, fallback: Tensor, emission: Tensor) -> Tensor:
         return apportion(emission.squeeze(-1), torch.where(nothing, fallback, combined), method="floor",

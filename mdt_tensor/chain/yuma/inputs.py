@@ -7,6 +7,8 @@ filled afterwards, since some depend on each other (``block`` and ``last_update`
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -18,7 +20,7 @@ from torch import Tensor
 from ..._array import ArrayOrigin, as_tensor, check_same_device, is_array
 from ..._validation import check_finite, check_in_range, check_non_negative, check_u16, first_index
 from ...errors import DTypeError, ShapeError, ValueRangeError
-from .types import SubnetState
+from .types import _INT_FIELDS, SubnetState, YumaParams
 
 __all__: list[str] = []
 
@@ -119,8 +121,12 @@ _FIELDS = (
 )
 
 
-def _as_int_tensor(x: Any, name: str, device: torch.device, validate: bool) -> Tensor:
-    """``x`` as int64 on ``device``: integers, or floats holding whole numbers (bool is refused)."""
+def _as_int_tensor(x: Any, name: str, device: torch.device, validate: bool, narrow: bool = False) -> Tensor:
+    """``x`` as int64 on ``device``: integers, or floats holding whole numbers (bool is refused).
+
+    ``narrow``: u16 values (checked by the caller) keep an integer dtype of 16 or 32 bits (uint16
+    becomes int32, which every op takes; floats become int32) instead of int64.
+    """
     t, _ = as_tensor(x, name)
     if t.dtype == torch.bool:
         raise DTypeError(f"Expected `{name}` to hold integers, but got dtype torch.bool.")
@@ -131,7 +137,9 @@ def _as_int_tensor(x: Any, name: str, device: torch.device, validate: bool) -> T
             raise DTypeError(f"Expected `{name}` to hold whole numbers, but found {float(t[bad])!r} at index {bad}.")
     if t.device != device:
         check_same_device(weights=torch.empty(0, device=device), **{name: t})
-    return t.to(torch.int64)
+    if narrow and t.dtype in (torch.int16, torch.int32):
+        return t
+    return t.to(torch.int32 if narrow else torch.int64)
 
 
 def _read(spec: _Field, value: Any, batch_shape: tuple[int, ...], n: int, device: torch.device, validate: bool) -> Tensor:
@@ -233,17 +241,23 @@ def _emission_tensor(emission: Any, batch_shape: tuple[int, ...], device: torch.
     return e
 
 
+def _updates_array(weight_updates: Any, x: _Inputs, validate: bool) -> Tensor:
+    """An array of updates as ``(T, b, n, n)`` in a narrow integer dtype (int16 or int32; no int64 copy)."""
+    shape = (*x.batch_shape, x.n, x.n)
+    w = _as_int_tensor(weight_updates, "weight_updates", x.weights.device, validate, narrow=True)
+    if tuple(w.shape[1:]) != shape:
+        raise ShapeError(f"Expected `weight_updates` of shape (T, *{shape}), but got shape {tuple(w.shape)}.")
+    if validate:
+        check_u16(w, "weight_updates")
+    return w.reshape(w.shape[0], -1, x.n, x.n)
+
+
 def _iter_updates(weight_updates: Any, x: _Inputs, validate: bool) -> tuple[Iterator[Tensor], int | None]:
     """The weights of each epoch as ``(b, n, n)`` int64, and their count when it is known."""
     shape = (*x.batch_shape, x.n, x.n)
     if is_array(weight_updates):
-        w = _as_int_tensor(weight_updates, "weight_updates", x.weights.device, validate)
-        if tuple(w.shape[1:]) != shape:
-            raise ShapeError(f"Expected `weight_updates` of shape (T, *{shape}), but got shape {tuple(w.shape)}.")
-        if validate:
-            check_u16(w, "weight_updates")
-        flat = w.reshape(w.shape[0], -1, x.n, x.n)
-        return iter(flat.unbind(0)), int(w.shape[0])
+        flat = _updates_array(weight_updates, x, validate)
+        return iter(flat.unbind(0)), int(flat.shape[0])
 
     def generate() -> Iterator[Tensor]:
         for t, update in enumerate(weight_updates):
@@ -281,3 +295,57 @@ def _state_from_inputs(x: _Inputs) -> SubnetState:
         commit_block=uid(x.commit_block) if x.commit_block is not None else None,
         bonds_reset=uid(x.bonds_reset) if x.bonds_reset is not None else None,
     )
+
+
+def _params_for(params: YumaParams, batch_shape: tuple[int, ...], device: torch.device) -> YumaParams:
+    """``params`` with every per-element field as a ``(b, 1)`` int64 tensor on ``device``.
+
+    A per-element field must have the batch shape ``(*)`` of the state it runs on.
+    """
+    if not params.per_element:
+        return params
+    resolved = copy.copy(params)
+    for name, _, _ in _INT_FIELDS:
+        value = getattr(params, name)
+        if isinstance(value, Tensor):
+            if tuple(value.shape) != batch_shape:
+                raise ShapeError(
+                    f"Expected the per-element `YumaParams.{name}` of the batch shape {batch_shape}, "
+                    f"but got shape {tuple(value.shape)}."
+                )
+            object.__setattr__(resolved, name, value.to(device).reshape(-1, 1))
+    return resolved
+
+
+def _params_rows(params: YumaParams, rows: slice) -> YumaParams:
+    """The resolved ``params`` (``_params_for``) of the subnets ``rows`` of the flat batch."""
+    if not params.per_element:
+        return params
+    part = copy.copy(params)
+    for name, _, _ in _INT_FIELDS:
+        value = getattr(params, name)
+        if isinstance(value, Tensor):
+            object.__setattr__(part, name, value[rows])
+    return part
+
+
+def _inputs_rows(x: _Inputs, rows: slice) -> _Inputs:
+    """The subnets ``rows`` of a flat batch (every per-subnet tensor sliced; views, no copy)."""
+    b = math.prod(x.batch_shape)
+    sliced: dict[str, Any] = {
+        f.name: value[rows]
+        for f in dataclasses.fields(x)
+        if isinstance(value := getattr(x, f.name), Tensor) and value.ndim and value.shape[0] == b
+    }
+    return dataclasses.replace(x, batch_shape=(len(range(b)[rows]),), **sliced)
+
+
+def _inputs_cat(parts: list[_Inputs], batch_shape: tuple[int, ...]) -> _Inputs:
+    """The blocks of a flat batch joined again (the inverse of ``_inputs_rows``)."""
+    first = parts[0]
+    joined: dict[str, Any] = {
+        f.name: torch.cat([getattr(part, f.name) for part in parts])
+        for f in dataclasses.fields(first)
+        if isinstance(getattr(first, f.name), Tensor) and getattr(first, f.name).ndim
+    }
+    return dataclasses.replace(first, batch_shape=batch_shape, **joined)

@@ -19,7 +19,19 @@ from ..._array import Array, is_array
 from ..._validation import check_choice
 from ...errors import DTypeError, ShapeError
 from .arith import MAX_EXACT_N, ops_for
-from .inputs import _emission_tensor, _Inputs, _iter_updates, _per_subnet, _prepare, _state_from_inputs
+from .inputs import (
+    _emission_tensor,
+    _inputs_cat,
+    _inputs_rows,
+    _Inputs,
+    _iter_updates,
+    _params_for,
+    _params_rows,
+    _per_subnet,
+    _prepare,
+    _state_from_inputs,
+    _updates_array,
+)
 from .steps import _Core, _epoch_core
 from .types import EpochResult, Payout, SubnetState, YumaParams
 
@@ -84,7 +96,8 @@ def epoch(
     Args:
         state: the subnet(s): weights ``(*, n, n)``, stake ``(*, n)`` and the optional fields of
             :class:`SubnetState`.
-        params: hyperparameters (scalars shared by the batch).
+        params: hyperparameters: numbers shared by the batch, or integer fields with one value
+            per subnet (arrays of the batch shape ``(*)``; see :class:`YumaParams`).
         emission: wei to distribute this epoch, an int or ``(*)`` ints in ``[0, 2**63)``.
         exact: True: the chain's fixed point on int64, bit for bit. False: float (``dtype``).
             Exact mode reads integer stake exactly; float stake is read with ``60 - ceil(log2 n)``
@@ -122,7 +135,8 @@ def epoch(
     if x.weights.shape[0] == 0 or x.n == 0:
         shape = (*x.batch_shape, x.n, x.n)
         raise ShapeError(f"Expected a non-empty batch of subnets with n >= 1, but got weights of shape {shape}.")
-    return _wrap_result(_epoch_core(x, params, e, ops, payout), x, payout == "chain")
+    p = _params_for(params, x.batch_shape, x.weights.device)
+    return _wrap_result(_epoch_core(x, p, e, ops, payout), x, payout == "chain")
 
 
 def next_state(
@@ -203,19 +217,32 @@ class _StderrProgress:
         sys.stderr.write("\n")
 
 
-def _stack_results(cores: list[_Core], x: _Inputs, payout_chain: bool, bonds: Tensor | None = None) -> EpochResult:
-    """Stack per-epoch results into one :class:`EpochResult` with a leading epoch dimension.
+#: Bytes of one (b, n, n) working matrix per block of subnets on the CPU: the passes of one epoch
+#: then run over memory that stays in the L2 / L3 caches instead of streaming the whole batch.
+_CPU_BLOCK_BYTES = 1 << 20
 
-    ``bonds``: ``(T, b, n, n)`` when the epochs already wrote their bonds there.
+
+def _block_rows(b: int, n: int, device: torch.device, itemsize: int) -> int:
+    """Subnets per block: the whole batch on an accelerator, cache-sized blocks on the CPU."""
+    if device.type != "cpu":
+        return b
+    return max(1, min(b, _CPU_BLOCK_BYTES // (n * n * itemsize)))
+
+
+def _stack_results(blocks: list[list[_Core]], x: _Inputs, payout_chain: bool, bonds: Tensor) -> EpochResult:
+    """Per-block, per-epoch results as one :class:`EpochResult` with a leading epoch dimension.
+
+    ``blocks[k][t]``: block k's epoch t; ``bonds``: ``(T, b, n, n)``, written by the epochs.
     """
-    t = len(cores)
-    names = [f.name for f in dataclasses.fields(_Core) if f.name != "ops" and not (bonds is not None and f.name == "bonds_u16")]
-    fields = {name: torch.stack([getattr(c, name) for c in cores]).flatten(0, 1) for name in names}
-    if bonds is not None:
-        fields["bonds_u16"] = bonds.flatten(0, 1)
-    stacked = _Core(**fields, ops=cores[0].ops)
-    batch = (t, *x.batch_shape)
-    return _wrap_result(stacked, dataclasses.replace(x, batch_shape=batch), payout_chain)
+    t = len(blocks[0])
+    names = [f.name for f in dataclasses.fields(_Core) if f.name not in ("ops", "bonds_u16")]
+    fields = {
+        name: torch.cat([torch.stack([getattr(c, name) for c in cores]) for cores in blocks], dim=1).flatten(0, 1)
+        for name in names
+    }
+    fields["bonds_u16"] = bonds.flatten(0, 1)
+    stacked = _Core(**fields, ops=blocks[0][0].ops)
+    return _wrap_result(stacked, dataclasses.replace(x, batch_shape=(t, *x.batch_shape)), payout_chain)
 
 
 def run_epochs(
@@ -234,19 +261,23 @@ def run_epochs(
 
     Epoch t runs on ``weight_updates[t]``; between epochs the block advances by ``params.tempo``
     and everything else follows :func:`next_state`. The loop over epochs is inherent (each needs
-    the previous bonds); subnets are batched. The consensus and the apportionment read a few
-    values back to size their integer arithmetic, so each epoch syncs a GPU a few times.
+    the previous bonds); subnets are batched: on the CPU in cache-sized blocks of subnets, each
+    block running all its epochs before the next (the same bits as the whole batch at once), on
+    an accelerator all at once. The consensus and the apportionment read a few values back to
+    size their integer arithmetic, so each epoch syncs a GPU a few times.
 
     Args:
         state: the starting state (its ``weights`` are replaced by ``weight_updates[0]``).
-        weight_updates: ``(T, *, n, n)`` u16 weights, or an iterable of ``(*, n, n)`` arrays.
-        params, emission, exact, payout, dtype, validate: as in :func:`epoch`.
+        weight_updates: ``(T, *, n, n)`` u16 weights (any integer dtype; int16 / int32 / uint16
+            are read without a widened copy), or an iterable of ``(*, n, n)`` arrays.
+        params, emission, exact, payout, dtype, validate: as in :func:`epoch` (per-subnet
+            parameters included).
         progress: show a progress bar (tqdm when installed, the ``progress`` extra; otherwise a
-            one-line counter on stderr).
+            one-line counter on stderr), counting epochs of each block of subnets.
 
     Returns:
-        ``(results, final_state)``: results stacked with a leading epoch dimension ``T``, and the
-        state after the last epoch (ready for the next one).
+        ``(results, final_state)``: results stacked with a leading epoch dimension ``T`` (the
+        stacked ``bonds`` as int32), and the state after the last epoch (ready for the next one).
 
     Example:
         >>> W = torch.tensor([[[0, 65535, 0], [0, 0, 65535], [0, 65535, 0]]] * 3)  # (T, n, n)
@@ -257,35 +288,45 @@ def run_epochs(
     x = _prepare(state, validate)
     ops = ops_for(exact, dtype, x.weights.device)
     _check_args(params, payout, x.n, exact)
+    p = _params_for(params, x.batch_shape, x.weights.device)
     e = _emission_tensor(emission, x.batch_shape, x.weights.device, validate)
-    updates, total = _iter_updates(weight_updates, x, validate)
-    bar = _progress(total, progress)
-    cores: list[_Core] = []
-    # The fast path writes each epoch's bonds straight into the stacked result (a (T, b, n, n)
-    # copy less). Only for an array of updates, whose count is certain.
-    bonds = None
-    if not ops.exact and is_array(weight_updates) and total:
-        bonds = torch.empty((total, *x.bonds.shape), dtype=torch.int64, device=x.bonds.device)
+    if is_array(weight_updates):
+        stack = _updates_array(weight_updates, x, validate)
+    else:  # an iterable: gathered first (the blocks need every epoch of their subnets)
+        epochs = [w.to(torch.int32) for w in _iter_updates(weight_updates, x, validate)[0]]
+        stack = torch.stack(epochs) if epochs else x.weights.new_empty((0, *x.weights.shape), dtype=torch.int32)
+    total, b = stack.shape[0], stack.shape[1]
+    if total == 0:
+        raise ShapeError("Expected at least one weight update, but got none.")
+    rows = _block_rows(b, x.n, x.weights.device, 4 if ops.dtype == torch.float32 else 8)
+    starts = range(0, b, rows)
+    bar = _progress(total * len(starts), progress)
+    # Each epoch writes its u16 bonds straight into the stacked result (int32: half of int64).
+    bonds = torch.empty((total, b, x.n, x.n), dtype=torch.int32, device=x.weights.device)
+    blocks, finals = [], []
     try:
-        for weights in updates:
-            x = dataclasses.replace(x, weights=weights)
-            core = _epoch_core(x, params, e, ops, payout, None if bonds is None else bonds[len(cores)])
-            cores.append(core)
-            x = _advance(x, core, params.tempo)
-            if bar is not None:
-                bar.update(1)
+        for start in starts:
+            part = slice(start, min(b, start + rows))
+            xb, pb, eb = _inputs_rows(x, part), _params_rows(p, part), e[part]
+            cores = []
+            for t in range(total):
+                xb = dataclasses.replace(xb, weights=stack[t, part])
+                core = _epoch_core(xb, pb, eb, ops, payout, bonds[t, part])
+                cores.append(core)
+                xb = _advance(xb, core, pb.tempo)
+                if bar is not None:
+                    bar.update(1)
+            blocks.append(cores)
+            finals.append(xb)
     finally:
         if bar is not None:
             bar.close()
-    if not cores:
-        raise ShapeError("Expected at least one weight update, but got none.")
-    if bonds is not None:
-        x = dataclasses.replace(x, bonds=x.bonds.clone())  # the final state does not share the results' memory
-    final = _state_from_inputs(x)
-    return _stack_results(cores, x, payout == "chain", bonds), final
+    x = _inputs_cat(finals, x.batch_shape)
+    x = dataclasses.replace(x, bonds=x.bonds.clone())  # the final state does not share the results' memory
+    return _stack_results(blocks, x, payout == "chain", bonds), _state_from_inputs(x)
 
 
-def _advance(x: _Inputs, core: _Core, blocks: int) -> _Inputs:
+def _advance(x: _Inputs, core: _Core, blocks: int | Tensor) -> _Inputs:
     return dataclasses.replace(
         x,
         block=x.block + blocks,

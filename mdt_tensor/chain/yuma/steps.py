@@ -80,6 +80,16 @@ def _commit_reveal_mask(c: _Epoch, keep: Tensor) -> None:
     keep &= ~(committed & (x.commit_block.unsqueeze(-1) < x.block_at_registration.unsqueeze(-2)))
 
 
+def _cell(value: Any) -> Any:
+    """A per-subnet parameter ``(b, 1)`` as ``(b, 1, 1)``, to meet ``(b, n, n)`` cells; a number as is."""
+    return value.unsqueeze(-1) if isinstance(value, Tensor) else value
+
+
+def _is(value: Any, constant: Any) -> bool:
+    """Whether a parameter is the number ``constant`` for the whole batch (not a per-subnet tensor)."""
+    return not isinstance(value, Tensor) and value == constant
+
+
 def _activity(c: _Epoch) -> Tensor:
     """Steps 1-2: uids whose last update is within the activity cutoff (the outdated mask comes with the weights)."""
     x = c.x
@@ -141,7 +151,9 @@ def _consensus(c: _Epoch, weights: Tensor, active_stake: Tensor, in_place: bool)
 
     ``in_place``: the clipped weights may overwrite ``weights`` (never read again).
     """
-    kappa: Any = c.ops.const_ratio(c.p.kappa, U16_MAX)  # int bits (exact) or float
+    kappa: Any = c.ops.const_ratio(c.p.kappa, U16_MAX)  # int bits (exact) or float; or (b, 1)
+    if isinstance(kappa, Tensor):
+        kappa = kappa.squeeze(-1)  # the median's batch shape (b,)
     consensus = c.ops.weighted_median(weights, active_stake, kappa)
     if in_place:
         clipped = torch.minimum(weights, consensus.unsqueeze(-2), out=weights)
@@ -151,12 +163,12 @@ def _consensus(c: _Epoch, weights: Tensor, active_stake: Tensor, in_place: bool)
 
 
 def _bond_weights(c: _Epoch, weights: Tensor, clipped: Tensor, beta: Any) -> Tensor:
-    """Step 12: the weights the bonds see, ``W + beta * (clipped - W)``."""
-    if beta == 0:
+    """Step 12: the weights the bonds see, ``W + beta * (clipped - W)`` (``beta``: a number or ``(b, 1)``)."""
+    if _is(beta, 0):
         return weights
-    if beta == c.ops.one:
+    if _is(beta, c.ops.one):
         return clipped
-    return weights + c.ops.mul_const(clipped - weights, beta)
+    return weights + c.ops.mul_const(clipped - weights, _cell(beta))
 
 
 def _bond_cells(
@@ -165,11 +177,15 @@ def _bond_cells(
     """The cells the sparse path keeps in the bond weights (only the liquid-alpha EMA can tell)."""
     if not c.sparse:
         return torch.ones_like(present)
-    if beta == 0:
+    if _is(beta, 0):
         return present
-    if beta == c.ops.one:  # col_clip_sparse drops W > C where C <= 0
-        return present & ~((weights > consensus.unsqueeze(-2)) & (consensus.unsqueeze(-2) <= 0))
-    return bond_weights > 0  # interpolate_sparse keeps positive cells only
+    clip_cells = present & ~((weights > consensus.unsqueeze(-2)) & (consensus.unsqueeze(-2) <= 0))
+    if _is(beta, c.ops.one):  # col_clip_sparse drops W > C where C <= 0
+        return clip_cells
+    if not isinstance(beta, Tensor):
+        return bond_weights > 0  # interpolate_sparse keeps positive cells only
+    beta = _cell(beta)
+    return torch.where(beta == 0, present, torch.where(beta == c.ops.one, clip_cells, bond_weights > 0))
 
 
 def _original_bonds(
@@ -183,7 +199,7 @@ def _original_bonds(
     bonds = ops.normalize_u16(c.x.bonds, drop, dim=-2)
     weighed = bond_weights.mul_(active_stake.unsqueeze(-1)) if in_place else ops.mul(active_stake.unsqueeze(-1), bond_weights)
     delta = ops.normalize_(weighed, dim=-2)
-    alpha: Any = ops.bonds_ema_alpha(c.p.bonds_moving_average)
+    alpha: Any = _cell(ops.bonds_ema_alpha(c.p.bonds_moving_average))
     ema = ops.normalize_(ops.ema(delta, bonds, alpha, consume=True), dim=-2)
     dividends = ops.normalize(ops.mat_vec(ema, incentive))
     return dividends, ops.col_max_upscale_(ema)  # the EMA is not read again
@@ -205,29 +221,36 @@ def _yuma3_bonds(
 def _yuma3_ema(c: _Epoch, weights: Tensor, cells: Callable[[], Tensor], bonds: Tensor, consensus: Tensor) -> Tensor:
     """Yuma 3 bonds EMA: scalar alpha, or liquid alpha per cell (``alpha_sigmoid``)."""
     ops, p, x = c.ops, c.p, c.x
-    ema_alpha: Any = ops.bonds_ema_alpha(p.bonds_moving_average)
+    ema_alpha: Any = _cell(ops.bonds_ema_alpha(p.bonds_moving_average))
     plain = ops.ema(weights, bonds, ema_alpha)  # both terms >= 0
     if not p.liquid_alpha:
         return plain
-    mode = p.liquid_alpha_consensus_mode
-    if x.previous_consensus is not None and (mode == "previous" or (mode == "auto" and p.bonds_penalty == U16_MAX)):
-        reference = ops.u16_proportion(x.previous_consensus)
-    else:
-        reference = consensus
-    reference = reference.masked_fill(~x.valid, 0)
-    low: Any = ops.const_ratio(p.alpha_low, U16_MAX)  # int bits (exact) or float
-    high: Any = ops.const_ratio(p.alpha_high, U16_MAX)
+    reference = _liquid_reference(c, consensus).masked_fill(~x.valid, 0)
+    low: Any = _cell(ops.const_ratio(p.alpha_low, U16_MAX))  # int bits (exact) or float; or (b, 1, 1)
+    high: Any = _cell(ops.const_ratio(p.alpha_high, U16_MAX))
     one = ops.one
     buy = (weights - reference.unsqueeze(-2)).clamp(0, one)
     sell = (bonds - weights).clamp(0, one)
     diff = torch.where(weights >= bonds, buy, sell)
-    steepness: Any = ops.steepness(p.alpha_sigmoid_steepness)
+    steepness: Any = _cell(ops.steepness(p.alpha_sigmoid_steepness))
     alpha = ops.sigmoid_alpha(diff, steepness, low, high)
     decayed = ops.mul(one - alpha, bonds)
     liquid = (decayed + ops.mul(alpha, weights).clamp(min=0)).clamp(max=one)
     liquid = torch.where(cells(), liquid, 0).clamp(min=0)
     use_liquid = (reference != 0).any(-1).view(-1, 1, 1)
     return torch.where(use_liquid, liquid, plain)
+
+
+def _liquid_reference(c: _Epoch, consensus: Tensor) -> Tensor:
+    """The consensus the liquid alpha compares against: this epoch's or the stored previous one."""
+    mode, previous = c.p.liquid_alpha_consensus_mode, c.x.previous_consensus
+    if previous is None or mode == "current":
+        return consensus
+    if mode == "previous" or _is(c.p.bonds_penalty, U16_MAX):
+        return c.ops.u16_proportion(previous)
+    if not isinstance(c.p.bonds_penalty, Tensor):
+        return consensus
+    return torch.where(c.p.bonds_penalty == U16_MAX, c.ops.u16_proportion(previous), consensus)  # auto, per subnet
 
 
 def _emission(
@@ -263,7 +286,7 @@ def _stored_bonds(c: _Epoch, stored: Tensor, new_permit: Tensor, old_permit: Ten
     bonds_u16.masked_fill_(~new_permit.unsqueeze(-1), 0)
     if not c.sparse:
         untouched = (~new_permit & ~old_permit).unsqueeze(-1)
-        torch.where(untouched, x.bonds, bonds_u16, out=bonds_u16)
+        torch.where(untouched, x.bonds.to(bonds_u16.dtype), bonds_u16, out=bonds_u16)
     if x.padded:
         bonds_u16.masked_fill_(~(x.valid.unsqueeze(-1) & x.valid.unsqueeze(-2)), 0)
     return bonds_u16
@@ -287,7 +310,7 @@ def _epoch_core(
     beta: Any = ops.const_ratio(p.bonds_penalty, U16_MAX)  # int bits (exact) or float
     # The float path's original bonds with beta = 1 never read W after clipping, nor W-bar after
     # weighing it by stake: both steps then run in place on the weights' own tensor.
-    in_place = ops.in_place and not p.yuma3 and beta == ops.one
+    in_place = ops.in_place and not p.yuma3 and _is(beta, ops.one)
     consensus, clipped, validator_trust = _consensus(c, weights, active_stake, in_place)
     incentive = ops.normalize(ops.vec_mat(active_stake, clipped))  # step 11: ranks, incentive
     bond_weights = _bond_weights(c, weights, clipped, beta)

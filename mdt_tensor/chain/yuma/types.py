@@ -9,12 +9,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from ..._array import Array
-from ..._constants import U16_MAX
-from ..._validation import check_bool, check_choice, check_int
-from ...errors import ValueRangeError
+import torch
+from torch import Tensor
 
-__all__ = ["YumaParams", "SubnetState", "EpochResult", "Path", "ConsensusMode", "Payout"]
+from ..._array import Array, as_tensor, is_array
+from ..._constants import U16_MAX
+from ..._validation import check_bool, check_choice, check_in_range, check_int, first_index
+from ...errors import DTypeError, ValueRangeError
+
+__all__ = ["YumaParams", "SubnetState", "EpochResult", "Path", "ConsensusMode", "Payout", "IntParam"]
+
+#: A numeric hyperparameter: one int for the whole batch, or an int64 tensor of the batch shape.
+IntParam = int | Tensor
 
 Path = Literal["sparse", "dense"]
 ConsensusMode = Literal["current", "previous", "auto"]
@@ -66,6 +72,13 @@ class YumaParams:
             that never had a permit, and runs the Yuma 3 EMA over every cell
             (``docs/design/yuma-epoch.md``, "Sparse and dense").
 
+    Per-element parameters: every integer field also accepts an integer array of the batch
+    shape ``(*)`` (torch, numpy or a list), one value per subnet of the batch it runs on, so a
+    grid of parameter sets runs as one batch (stored as an int64 tensor; checked against the
+    batch shape when an epoch runs). A batch mixing parameters gives what each subnet gives
+    alone (exact: bit for bit). ``yuma3``, ``liquid_alpha``, the consensus mode and ``path`` are
+    shared by the batch.
+
     Integer fields accept Python and numpy integers (stored as Python ints); a wrong type raises
     :class:`~mdt_tensor.errors.DTypeError`, a value out of range or an unknown option string
     :class:`~mdt_tensor.errors.ValueRangeError`.
@@ -75,35 +88,42 @@ class YumaParams:
         (32767, 900000)
     """
 
-    kappa: int = 32767
-    bonds_penalty: int = 65535
-    bonds_moving_average: int = 900_000
+    kappa: IntParam = 32767
+    bonds_penalty: IntParam = 65535
+    bonds_moving_average: IntParam = 900_000
     yuma3: bool = False
     liquid_alpha: bool = False
-    alpha_low: int = 45875
-    alpha_high: int = 58982
-    alpha_sigmoid_steepness: int = 1000
+    alpha_low: IntParam = 45875
+    alpha_high: IntParam = 58982
+    alpha_sigmoid_steepness: IntParam = 1000
     liquid_alpha_consensus_mode: ConsensusMode = "current"
-    activity_cutoff: int = 5000
-    max_allowed_validators: int = 128
-    stake_threshold: int = 0
-    tempo: int = 360
+    activity_cutoff: IntParam = 5000
+    max_allowed_validators: IntParam = 128
+    stake_threshold: IntParam = 0
+    tempo: IntParam = 360
     path: Path = "sparse"
     bonds_reset_enabled: bool = False
     commit_reveal_weights_enabled: bool = False
 
     def __post_init__(self) -> None:
         for name, low, high in _INT_FIELDS:
-            object.__setattr__(self, name, check_int(getattr(self, name), f"YumaParams.{name}", low=low, high=high))
-        if self.alpha_low > self.alpha_high:
+            object.__setattr__(self, name, _check_int_param(getattr(self, name), f"YumaParams.{name}", low, high))
+        bad = first_index(torch.as_tensor(self.alpha_low > self.alpha_high).reshape(-1))
+        if bad is not None:
             raise ValueRangeError(
-                f"Expected YumaParams.alpha_low <= alpha_high, but got {self.alpha_low} > {self.alpha_high}."
+                f"Expected YumaParams.alpha_low <= alpha_high, but got {_at(self.alpha_low, bad[0])} > "
+                f"{_at(self.alpha_high, bad[0])}" + (f" at element {bad[0]}." if self.per_element else ".")
             )
         for name in ("yuma3", "liquid_alpha", "bonds_reset_enabled", "commit_reveal_weights_enabled"):
             object.__setattr__(self, name, check_bool(getattr(self, name), f"YumaParams.{name}"))
         check_choice(self.liquid_alpha_consensus_mode, "YumaParams.liquid_alpha_consensus_mode",
                      ("current", "previous", "auto"))
         check_choice(self.path, "YumaParams.path", ("sparse", "dense"))
+
+    @property
+    def per_element(self) -> bool:
+        """Whether any integer field holds one value per batch element."""
+        return any(isinstance(getattr(self, name), Tensor) for name, _, _ in _INT_FIELDS)
 
     @classmethod
     def from_chain(cls, hyperparameters: Any, *, strict: bool = False) -> YumaParams:
@@ -120,6 +140,23 @@ class YumaParams:
         from ...io.hyperparams import params_from_chain  # io builds on the epoch, not the other way
 
         return params_from_chain(hyperparameters, strict=strict)
+
+
+def _check_int_param(value: Any, name: str, low: int, high: int) -> IntParam:
+    """An int (Python, numpy, 0-d array) or an integer array of one value per batch element (int64 tensor)."""
+    if not is_array(value) and not isinstance(value, (list, tuple)):
+        return check_int(value, name, low=low, high=high)
+    t, _ = as_tensor(value, name)
+    if t.dtype == torch.bool or t.is_floating_point() or t.is_complex():
+        raise DTypeError(f"Expected `{name}` to hold integers, but got dtype {t.dtype}.")
+    if t.ndim == 0:
+        return check_int(int(t), name, low=low, high=high)
+    check_in_range(t, name, low, high)
+    return t.to(torch.int64)
+
+
+def _at(value: IntParam, index: int) -> int:
+    return int(value.reshape(-1)[index]) if isinstance(value, Tensor) and value.ndim else int(value)
 
 
 @dataclass
