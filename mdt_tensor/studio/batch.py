@@ -20,7 +20,7 @@ from torch import Tensor
 
 from ..chain.yuma.inputs import _prepare, _state_from_inputs
 from ..chain.yuma.runner import epoch, run_epochs
-from ..chain.yuma.types import EpochResult, Payout, SubnetState, YumaParams
+from ..chain.yuma.types import _INT_FIELDS, EpochResult, Payout, SubnetState, YumaParams
 from ..errors import ShapeError, ValueRangeError
 
 __all__ = ["Trajectory"]
@@ -146,23 +146,43 @@ def _run_weights(trajectories: Sequence[Trajectory], params: YumaParams, emissio
     return results
 
 
+#: The integer parameters a batch may carry per element.
+_INT_FIELD_NAMES = tuple(name for name, _, _ in _INT_FIELDS)
+
+
+def _shared_params(params: YumaParams) -> YumaParams:
+    """``params`` with every per-element-capable integer field set to 0: what cases of one batch must share."""
+    return dataclasses.replace(params, **dict.fromkeys(_INT_FIELD_NAMES, 0))
+
+
 def _group_key(trajectory: Trajectory, params: YumaParams) -> tuple[Any, ...]:
-    return (params, trajectory.n, trajectory.epochs, trajectory.states is None)
+    return (_shared_params(params), trajectory.n, trajectory.epochs, trajectory.states is None)
+
+
+def _batch_params(members: Sequence[YumaParams]) -> YumaParams:
+    """One ``YumaParams`` for a batch: a field the members agree on stays a number, others become ``(b,)`` tensors."""
+    values: dict[str, Any] = {}
+    for name in _INT_FIELD_NAMES:
+        column = [int(getattr(p, name)) for p in members]
+        values[name] = column[0] if len(set(column)) == 1 else torch.tensor(column, dtype=torch.int64)
+    return dataclasses.replace(members[0], **values)
 
 
 def _run_grid(cases: Sequence[tuple[Trajectory, YumaParams]], emission: int = 1_000_000_000, *, exact: bool = True,
               payout: Payout = "chain") -> list[EpochResult]:
     """Run every (trajectory, parameters) case; returns one ``(T, n)`` result per case, in order.
 
-    Cases with the same parameters, size, length and kind run as one batch; the groups run in
-    turn. (With per-element parameters, all cases of one size and length become one batch.)
+    Cases of one size, length and kind whose parameters differ only in integer fields (kappa,
+    bonds moving average, alpha bounds, ...) run as ONE batch, those fields given per element;
+    the flags (Yuma 3, liquid alpha, path, ...) split batches.
     """
     groups: dict[tuple[Any, ...], list[int]] = {}
     for index, (trajectory, params) in enumerate(cases):
         groups.setdefault(_group_key(trajectory, params), []).append(index)
     out: list[EpochResult | None] = [None] * len(cases)
-    for (params, _, _, weights_only), members in groups.items():
+    for (_, _, _, weights_only), members in groups.items():
         trajectories = [cases[i][0] for i in members]
+        params = _batch_params([cases[i][1] for i in members])
         run = _run_weights if weights_only else _run_states
         batch = run(trajectories, params, emission, exact, payout)
         for k, index in enumerate(members):
