@@ -152,7 +152,8 @@ _INT_FIELD_NAMES = tuple(name for name, _, _ in _INT_FIELDS)
 
 def _shared_params(params: YumaParams) -> YumaParams:
     """``params`` with every per-element-capable integer field set to 0: what cases of one batch must share."""
-    return dataclasses.replace(params, **dict.fromkeys(_INT_FIELD_NAMES, 0))
+    zeros: dict[str, Any] = dict.fromkeys(_INT_FIELD_NAMES, 0)
+    return dataclasses.replace(params, **zeros)
 
 
 def _group_key(trajectory: Trajectory, params: YumaParams) -> tuple[Any, ...]:
