@@ -52,8 +52,9 @@ def _serve(weights: np.ndarray, delay: float, urls: Any, stop: Any) -> None:
 @contextmanager
 def _servers(weights: np.ndarray, delay: float) -> Iterator[list[str]]:
     """Loopback weight servers in a child process; yields one URL per row, spread over them."""
-    methods = multiprocessing.get_all_start_methods()
-    context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+    # spawn, not fork: a child forked after torch's OpenMP pool started (another benchmark ran
+    # first) can hang on its first torch call.
+    context = multiprocessing.get_context("spawn")
     urls, stop = context.Queue(), context.Event()
     child = context.Process(target=_serve, args=(weights, delay, urls, stop), daemon=True)
     child.start()
