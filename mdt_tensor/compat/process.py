@@ -16,7 +16,7 @@ from torch import Tensor
 
 from .._array import Array, ArrayOrigin, float_compute_dtype
 from .._constants import U16_MAX
-from .._validation import check_finite_non_negative, check_in_range, check_int, check_number, first_index
+from .._validation import check_alloc, check_finite_non_negative, check_in_range, check_int, check_number, first_index
 from ..errors import ShapeError, ValueRangeError
 from ._rows import arange_like, compact, match_uids, read_uids_and_weights
 from .max_weight import reference_max_weight_rows
@@ -246,6 +246,7 @@ def process_weights(
         num_neurons, min_allowed_weights, exclude_quantile, max_weight_limit
     )
     w, origin, u, uids_origin = _read_rows(uids, weights, num_neurons, index_by_position)
+    check_alloc((*w.shape[:-1], max(num_neurons, w.shape[-1])), torch.float64, w.device, "num_neurons")
     if validate:
         _check_values(w, u)
     cases = _classify(w, u, num_neurons, min_allowed_weights)

@@ -13,7 +13,7 @@ import torch
 from torch import Tensor
 
 from .._array import Array, ArrayOrigin, as_tensor, check_same_device, float_compute_dtype
-from .._validation import check_choice, check_finite, check_int, check_number, first_index
+from .._validation import check_alloc, check_choice, check_finite, check_int, check_number, first_index
 from ..errors import DTypeError, ShapeError, WeightError
 from ._common import BlockChecker, read_weights
 
@@ -60,7 +60,8 @@ def sparse_to_dense_weights(
         WeightError: an index out of range (negative ones included) or a duplicate position.
         ShapeError: malformed ``indices``/``values`` shapes, or no way to know the shape.
         DTypeError: non-integer indices, non-numeric values.
-        ValueRangeError: NaN or inf values, non-finite ``default_weight``.
+        ValueRangeError: NaN or inf values, non-finite ``default_weight``, a shape that does
+            not fit the device's memory.
 
     Example:
         >>> sparse_to_dense_weights({(0, 1): 0.5, (1, 0): 1.0}, num_neurons=2)
@@ -101,6 +102,7 @@ def sparse_to_dense_weights(
         check_finite(values, "values")
     indices = indices.to(torch.int64)
     _check_coo_indices(indices, dense_shape)
+    check_alloc(dense_shape, values.dtype, values.device, "shape" if shape is not None else "num_neurons")
     dense = torch.full(dense_shape, default, dtype=values.dtype, device=values.device)
     dense[tuple(indices)] = values
     return origin.wrap(origin.restore_float(dense))
@@ -168,6 +170,7 @@ def _dense_from_torch_sparse(
     values = sparse.values().to(float_compute_dtype(sparse.dtype))
     if validate:
         check_finite(values, "values")
+    check_alloc(tuple(sparse.shape), values.dtype, values.device, "sparse_weights")
     dense = torch.full(tuple(sparse.shape), default, dtype=values.dtype, device=values.device)
     dense[tuple(sparse.indices())] = values
     return dense.to(sparse.dtype) if sparse.dtype in (torch.float16, torch.bfloat16) else dense
