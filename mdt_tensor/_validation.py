@@ -259,3 +259,16 @@ def check_alloc(shape: Sequence[int], dtype: torch.dtype, device: torch.device, 
             f"`{name}` asks for a result of shape {tuple(int(s) for s in shape)} ({size} bytes), more than "
             f"the {limit} bytes of memory on {device}."
         )
+
+
+def check_fits_dtype(value: float, name: str, dtype: torch.dtype) -> None:
+    """Raise :class:`ValueRangeError` for a finite ``value`` beyond the finite range of float ``dtype``.
+
+    A bound or fill value of ``1e300`` cannot be written into float32 (torch raises a bare
+    ``RuntimeError``, or the result silently becomes inf); ``±inf`` are fine.
+    """
+    largest = torch.finfo(dtype).max
+    if math.isfinite(value) and abs(value) > largest:
+        raise ValueRangeError(
+            f"Expected `{name}` within the range of {dtype} (|x| <= {largest:.4g}) or infinite, but got {value!r}."
+        )

@@ -48,6 +48,8 @@ def reference_max_weight_rows(x: Tensor, limit: float, valid: Tensor | None = No
     worse than the reference's own float32 sums).
     """
     dtype, device, width = x.dtype, x.device, x.shape[-1]
+    if width == 0:
+        return x.clone()  # rows without entries: nothing to normalise (process_weights' empty rows)
     if valid is None:
         n = torch.full((*x.shape[:-1], 1), width, dtype=torch.int64, device=device)
     else:
@@ -96,6 +98,8 @@ def water_fill_rows(x: Tensor, limit: Tensor | float, min_limit: float | None = 
     all-zero rows stay all zero. Only the :func:`_candidates` largest entries are ordered.
     """
     dtype, width = x.dtype, x.shape[-1]
+    if width == 0:
+        return x.clone()
     if x.numel():
         x, _ = scale_down_rows(x)  # exact; the result is a share of the row: no float64 overflow
     min_limit = float(limit) if min_limit is None else min_limit

@@ -30,9 +30,10 @@ __all__ = ["Rounding"]
 Rounding = Literal["floor", "ceil", "down", "up", "half_even", "half_up", "half_down"]
 ROUNDINGS = ("floor", "ceil", "down", "up", "half_even", "half_up", "half_down")
 
-#: Amounts beyond 10**MAX_DIGITS smallest units are refused before any big-integer arithmetic
-#: (``"1e999999999 MDT"`` would otherwise build a billion-digit integer).
-MAX_DIGITS = 60
+#: Amounts beyond 10**MAX_DIGITS (in the unit they are written in) are refused before any
+#: big-integer arithmetic (``"1e999999999 MDT"`` would otherwise build a billion-digit integer).
+#: 80 digits hold every Balance (``|wei| < 2**256``, 78 digits), so each one's text reads back.
+MAX_DIGITS = 80
 
 #: Amounts of smallest units must satisfy ``|wei| < MAX_WEI`` (2**256, about 1.2e77: far above
 #: any supply, the width of an EVM word); a larger int is refused rather than kept as a Balance

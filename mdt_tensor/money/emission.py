@@ -176,6 +176,8 @@ def distribute_emission(
     both, shape, origin, dim = _read_scores(incentive, dividends, dim, validate)
     n = shape[-1]
     totals, _ = read_totals(emission_wei, "emission_wei")
+    if validate:
+        check_totals(totals, "emission_wei")  # (a negative total broke apportion's invariants)
     totals = totals.to(both.device).expand(both.shape[:-1]).contiguous()
     live = (both > 0).any(dim=-1)
     parts, dust = apportion(totals, both, method=method, zero_weights="dust", validate=False)

@@ -46,7 +46,8 @@ def empty_like(t: Tensor) -> Tensor:
     return empty(tuple(t.shape), t.dtype, t)
 
 
-def _result_dtype(origin: ArrayOrigin, compute: torch.dtype) -> torch.dtype:
+def result_dtype(origin: ArrayOrigin, compute: torch.dtype) -> torch.dtype:
+    """The dtype a weight function returns: a half input's own dtype, else the compute dtype."""
     return origin.dtype if origin.dtype in (torch.float16, torch.bfloat16) else compute
 
 
@@ -61,7 +62,7 @@ def out_buffer(out: Array | None, w: Tensor, origin: ArrayOrigin) -> tuple[Tenso
     if not is_array(out):
         raise DTypeError(f"Expected `out` to be a torch tensor, numpy array or CuPy array, but got {type(out).__name__}.")
     target, _ = as_tensor(out, "out")
-    expected = _result_dtype(origin, w.dtype)
+    expected = result_dtype(origin, w.dtype)
     if tuple(target.shape) != tuple(w.shape):
         raise ShapeError(f"Expected `out` to have shape {tuple(w.shape)}, but got {tuple(target.shape)}.")
     if target.dtype != expected:

@@ -13,7 +13,7 @@ import torch
 from torch import Tensor
 
 from .._array import Array, ArrayOrigin, as_tensor, check_same_device, float_compute_dtype
-from .._validation import check_alloc, check_choice, check_finite, check_int, check_number, first_index
+from .._validation import check_alloc, check_choice, check_fits_dtype, check_finite, check_int, check_number, first_index
 from ..errors import DTypeError, ShapeError, WeightError
 from ._common import BlockChecker, read_weights
 
@@ -103,6 +103,7 @@ def sparse_to_dense_weights(
     indices = indices.to(torch.int64)
     _check_coo_indices(indices, dense_shape)
     check_alloc(dense_shape, values.dtype, values.device, "shape" if shape is not None else "num_neurons")
+    check_fits_dtype(default, "default_weight", values.dtype)
     dense = torch.full(dense_shape, default, dtype=values.dtype, device=values.device)
     dense[tuple(indices)] = values
     return origin.wrap(origin.restore_float(dense))
@@ -171,6 +172,7 @@ def _dense_from_torch_sparse(
     if validate:
         check_finite(values, "values")
     check_alloc(tuple(sparse.shape), values.dtype, values.device, "sparse_weights")
+    check_fits_dtype(default, "default_weight", values.dtype)
     dense = torch.full(tuple(sparse.shape), default, dtype=values.dtype, device=values.device)
     dense[tuple(sparse.indices())] = values
     return dense.to(sparse.dtype) if sparse.dtype in (torch.float16, torch.bfloat16) else dense
