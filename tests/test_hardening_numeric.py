@@ -234,6 +234,44 @@ def test_float_amount_bound_is_exact_near_int64_max():
                 mt.mdt_to_wei(torch.tensor([x], dtype=torch.float64), rounding="floor")
 
 
+def test_huge_decimals_are_refused_not_a_hang():
+    with pytest.raises(mt.ValueRangeError, match="decimals"):
+        mt.format_balance(mt.Balance(5), decimals=10**30)
+    with pytest.raises(mt.ValueRangeError, match="decimals"):
+        mt.calculate_percentage(mt.Balance(1), mt.Balance(3), 10**30)
+
+
+def test_every_balance_text_reads_back():
+    top = mt.Balance.from_wei(2**256 - 1)
+    assert mt.parse_balance(str(top)) == top
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda: mt.clip_weights(torch.ones(2), 0.0, 1e300),
+        lambda: mt.clip_weights(torch.ones(2), 1e300, math.inf),
+        lambda: mt.apply_weight_decay(torch.ones(2), 0.5, min_weight=1e300),
+        lambda: mt.top_k_weights(torch.ones(1, 3), 1, other_value=1e300),
+        lambda: mt.sparse_to_dense_weights((torch.tensor([[0]]), torch.tensor([1.0])), shape=(2,), default_weight=1e300),
+    ],
+)
+def test_scalars_beyond_the_dtype_are_value_range_errors(call):
+    with pytest.raises(mt.ValueRangeError, match="range of torch.float32"):
+        call()
+    assert torch.equal(mt.clip_weights(torch.tensor([2.0]), 0.0, math.inf), torch.tensor([2.0]))
+
+
+def test_negative_emission_is_refused_by_distribute_emission():
+    with pytest.raises(mt.ValueRangeError, match="emission_wei"):
+        mt.distribute_emission(-1, torch.tensor([0.0, 0.25]), torch.tensor([0.0, 1e38]))
+
+
+def test_process_weights_of_empty_rows():
+    uids, weights = mt.process_weights(torch.tensor([], dtype=torch.int64), torch.tensor([]), 4, 0, 0.5)
+    assert uids.tolist() == [0, 1, 2, 3] and torch.allclose(weights, torch.full((4,), 0.25))
+
+
 # ------------------------------------------------------------------- class 5: one error family
 
 
