@@ -241,11 +241,9 @@ def _check_top_k(out: Any, w: Drawn, k: Any, dim: Any, other_value: Any) -> None
     assert tuple(o.shape) == tuple(w.tensor.shape)
     if o.numel() == 0 or o.ndim == 0:
         return
-    x = f64(w).to(o.dtype) if w.tensor.dtype != torch.float64 else f64(w)
-    same = (torch_of(out).to(torch.float64) == f64(torch.as_tensor(np.asarray(w.tensor.to(torch_of(out).dtype)))))
+    same = torch_of(out).to(torch.float64) == f64(w.tensor.to(torch_of(out).dtype))
     kept = same & ~(o == float(other_value))
-    assert bool((kept.sum(norm_dim(dim, o.ndim)) <= int(k)).all())
-    del x
+    assert bool((kept.sum(norm_dim(dim, o.ndim)) <= int(k)).all()), "more than k weights kept"
 
 
 _entry("top_k_weights", _draw_top_k, _check_top_k)
@@ -343,7 +341,7 @@ def _check_weighted_median(out: Any, w: Drawn, stakes: Drawn, kappa: Any, valida
     assert o.shape[-1] == w.tensor.shape[-1]
     if not (validate and is_finite(w)):
         return
-    values = f64(w)  # (*, V, N)
+    values = f64(w.tensor.to(torch_of(out).dtype))  # (*, V, N), as computed (int32 -> float32)
     column_values = values.expand(*o.shape[:-1], *values.shape[-2:]) if o.ndim >= 1 else values
     member = (column_values == o.unsqueeze(-2)).any(-2) | (o == 0)
     assert bool(member.all()), "a median that is not one of its column's values"
@@ -378,9 +376,10 @@ def _draw_clip_to_consensus(data: Any) -> tuple[tuple, dict]:
 
 def _check_clip_to_consensus(out: Any, w: Drawn, c: Drawn) -> None:
     o = f64(torch_of(out))
-    assert tuple(o.shape) == tuple(w.tensor.shape)
+    shape = torch.broadcast_shapes(tuple(w.tensor.shape), (*c.tensor.shape[:-1], 1, c.tensor.shape[-1]))
+    assert tuple(o.shape) == tuple(shape)
     assert not bool(torch.isnan(o).any()), "NaN came out of clip_to_consensus"
-    x = f64(w)
+    x = f64(w).expand(shape)
     assert bool(((o <= x + 1e-6 * x.abs()) | (o == x)).all()), "a clipped weight above its input"
 
 
@@ -566,8 +565,12 @@ def _draw_fx_one(data: Any) -> tuple[tuple, dict]:
 
 
 def _draw_fx_two(data: Any) -> tuple[tuple, dict]:
-    a = data.draw(arrays(), label="a")
-    b = data.draw(st.one_of(arrays(shape=tuple(a.tensor.shape)), arrays()), label="b")
+    a = data.draw(arrays(dtypes=INT_DTYPES), label="a")
+    shape = tuple(a.tensor.shape)
+    # non-broadcasting shapes first (the simplest examples): chain/fixed.py lets torch's
+    # RuntimeError through today (xfail below); then the same shape, then any.
+    mismatched = (*shape[:-1], shape[-1] + 1) if shape else (2,)
+    b = data.draw(st.one_of(arrays(shape=mismatched, dtypes=INT_DTYPES), arrays(shape=shape), arrays()), label="b")
     return (a, b), {}
 
 
@@ -587,7 +590,7 @@ _EPOCH_SPLIT = "fixed with the epoch split: chain/fixed.py col ops index dim -2 
 DRIVERS["fx_col_normalize"].xfail = _EPOCH_SPLIT
 DRIVERS["fx_col_max_upscale"].xfail = _EPOCH_SPLIT
 for _name in ("fx_mul", "fx_mul_checked", "fx_div", "fx_saturating_div", "fx_div_checked"):
-    _entry(_name, _draw_fx_two, _check_int64_shaped)
+    _entry(_name, _draw_fx_two, _check_int64_shaped, xfail="fixed with the epoch split: chain/fixed.py binary ops let torch's broadcast RuntimeError through")
 
 # --- money -------------------------------------------------------------------------------------
 

@@ -153,8 +153,8 @@ def _kept_by_quantile(w: Tensor, cases: _Cases, min_allowed_weights: int, exclud
     count_f = cases.nnz.to(torch.float64)
     max_exclude = (count_f - min_allowed_weights).clamp(min=0) / count_f.clamp(min=1)
     quantile = torch.clamp(max_exclude, max=exclude_quantile / U16_MAX)
-    if exclude_quantile == 0:
-        return cases.nonzero  # q* = 0: the threshold is the smallest nonzero weight
+    if exclude_quantile == 0 or w.shape[-1] == 0:
+        return cases.nonzero  # q* = 0: the threshold is the smallest nonzero weight (or no entries)
     threshold = _quantile_threshold(w, cases.nonzero, quantile)
     return cases.nonzero & (w.to(torch.float64) >= threshold)
 

@@ -116,6 +116,8 @@ def _coo_from_dict(entries: dict) -> tuple[Tensor, Tensor, ArrayOrigin]:
     ndim = len(keys[0]) if keys else 2
     if any(len(key) != ndim for key in keys):
         raise ShapeError(f"Expected every key of `sparse_weights` to have {ndim} indices.")
+    if any(isinstance(i, (bool, np.bool_)) or not isinstance(i, (int, np.integer)) for key in keys for i in key):
+        raise DTypeError("Expected the keys of `sparse_weights` to be tuples of ints such as (0, 1).")
     index_array = np.array(keys, dtype=np.int64).reshape(len(keys), ndim).T
     indices, _ = as_tensor(np.ascontiguousarray(index_array), "indices")
     values, origin = read_weights(np.array([entries[key] for key in keys], dtype=np.float64), "values")
