@@ -16,6 +16,7 @@ from torch import Tensor
 
 from .._array import Array, ArrayOrigin, float_compute_dtype
 from .._constants import U16_MAX
+from .._intmath import INT64_MAX
 from .._validation import check_alloc, check_finite_non_negative, check_in_range, check_int, check_number, first_index
 from ..errors import ShapeError, ValueRangeError
 from ._rows import arange_like, compact, match_uids, read_uids_and_weights
@@ -66,8 +67,8 @@ def _read_settings(
 ) -> tuple[int, int, int, float]:
     """The scalar arguments, checked: ``(num_neurons, min_allowed_weights, exclude_quantile, limit)``."""
     return (
-        check_int(num_neurons, "num_neurons", low=1),
-        check_int(min_allowed_weights, "min_allowed_weights", low=0),
+        check_int(num_neurons, "num_neurons", low=1, high=INT64_MAX),
+        check_int(min_allowed_weights, "min_allowed_weights", low=0, high=INT64_MAX),
         check_int(exclude_quantile, "exclude_quantile", low=0, high=U16_MAX),
         check_number(max_weight_limit, "max_weight_limit", low=0, low_open=True),
     )
