@@ -8,6 +8,7 @@ range) read the data, which forces a GPU sync; public functions run them only wh
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -239,3 +240,47 @@ def check_timeout(value: Any, name: str, *, positive: bool = False) -> float | N
     if float(value) == math.inf:
         return None
     return check_seconds(value, name, positive=positive)
+
+
+def _device_memory(device: torch.device) -> int | None:
+    """Bytes of memory on ``device`` (physical RAM for the CPU), or None where unknown."""
+    try:
+        if device.type == "cpu":
+            return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        if device.type == "cuda":
+            return int(torch.cuda.get_device_properties(device).total_memory)
+    except (ValueError, OSError, AttributeError, RuntimeError):
+        return None
+    return None
+
+
+def check_alloc(shape: Sequence[int], dtype: torch.dtype, device: torch.device, name: str) -> None:
+    """Raise :class:`ValueRangeError` before allocating a ``shape`` result that cannot fit ``device``.
+
+    A size argument (``n``, ``num_neurons``, ``shape``) that asks for more bytes than the device
+    has would otherwise fail deep in torch's allocator (a ``RuntimeError``), or on an
+    overcommitting system be granted and then kill the process when written.
+
+    Args:
+        name: the argument that decided the size, quoted in the message.
+    """
+    size = math.prod(int(s) for s in shape) * torch.empty((), dtype=dtype).element_size()
+    limit = _device_memory(device)
+    if limit is not None and size > limit:
+        raise ValueRangeError(
+            f"`{name}` asks for a result of shape {tuple(int(s) for s in shape)} ({size} bytes), more than "
+            f"the {limit} bytes of memory on {device}."
+        )
+
+
+def check_fits_dtype(value: float, name: str, dtype: torch.dtype) -> None:
+    """Raise :class:`ValueRangeError` for a finite ``value`` beyond the finite range of float ``dtype``.
+
+    A bound or fill value of ``1e300`` cannot be written into float32 (torch raises a bare
+    ``RuntimeError``, or the result silently becomes inf); ``±inf`` are fine.
+    """
+    largest = torch.finfo(dtype).max
+    if math.isfinite(value) and abs(value) > largest:
+        raise ValueRangeError(
+            f"Expected `{name}` within the range of {dtype} (|x| <= {largest:.4g}) or infinite, but got {value!r}."
+        )

@@ -34,6 +34,7 @@ from ._validation import (
     check_number,
     normalize_dim,
 )
+from ._scaling import scale_back, scale_down_rows
 from .errors import DTypeError, ShapeError
 from .chain.fixed import ONE, fx_normalize
 
@@ -246,8 +247,10 @@ def weighted_median(
 
     Stake sums are accumulated in float64 without renormalising: a value qualifies when the
     stake strictly below it is at most ``total - kappa * total`` (the chain's
-    ``minority = sigma - kappa``, scaled by the total), so integer stakes are summed exactly and a
-    threshold that lands exactly on a partial sum is decided exactly. For the chain's bits use
+    ``minority = sigma - kappa``, scaled by the total), so integer stakes are summed exactly (while
+    their total stays below ``2**53``) and a threshold that lands exactly on a partial sum is
+    decided exactly. Each stake row is first scaled by a power of two (exact), so stakes near the
+    float64 maximum cannot overflow the sums. For the chain's bits use
     :func:`weighted_median_fixed`.
 
     Args:
@@ -283,6 +286,10 @@ def weighted_median(
     k = _kappa_tensor(kappa, torch.float64, w.device, validate)
     included = s > 0
     positive = torch.where(included, s, torch.zeros_like(s))
+    if positive.numel():
+        # Each stake row scaled by a power of two to max < 1 (exact, so the same decisions), so
+        # that the sums below cannot overflow float64 (two stakes of 1e308).
+        positive, _ = scale_down_rows(positive)
     # Unnormalised: the stake strictly below p must be at most total - kappa * total. Integer
     # stakes then sum exactly, and so do thresholds that land exactly on a partial sum.
     total = positive.sum(-1)
@@ -358,16 +365,24 @@ def _kappa_bits_tensor(kappa_bits: int | Array, device: torch.device, validate: 
     return k
 
 
-def clip_to_consensus(weights: Array, consensus: Array) -> Array:
+def clip_to_consensus(weights: Array, consensus: Array, *, validate: bool = True) -> Array:
     """Clip each weight at its column's consensus: ``min(W_ij, C_j)`` (Yuma's ``W̄``).
 
     Args:
         weights: ``(*, V, N)``.
         consensus: ``(*, N)``, leading dimensions broadcastable against ``weights``'.
+        validate: reject NaN in ``weights`` or ``consensus`` (a NaN would silently spread to
+            the whole column; ``±inf`` are ordinary values). Reads the data.
 
     Returns:
         ``(*, V, N)`` in the array type of ``weights``. Two integer inputs (e.g. I32F32 bits)
         give an integer result; otherwise the float compute dtype of ``weights``.
+
+    Raises:
+        ShapeError: ``weights`` not ``(*, V, N)``, ``consensus`` not ``(*, N)`` with the same N,
+            or leading dimensions that do not broadcast.
+        ValueRangeError: NaN in ``weights`` or ``consensus`` (``validate=True``).
+        DTypeError: bool, string or complex input.
 
     Example:
         >>> clip_to_consensus(torch.tensor([[0.1, 0.9], [0.4, 0.2]]), torch.tensor([0.3, 0.5]))
@@ -385,6 +400,11 @@ def clip_to_consensus(weights: Array, consensus: Array) -> Array:
             f"{tuple(w.shape)}), but got shape {tuple(c.shape)}."
         )
     _broadcast(_leading_dims_error("weights", w, "consensus", c), w.shape[:-2], c.shape[:-1])
+    check_float_or_int(w, "weights")
+    check_float_or_int(c, "consensus")
+    if validate:
+        check_not_nan(w, "weights")
+        check_not_nan(c, "consensus")
     integer = not (w.dtype.is_floating_point or c.dtype.is_floating_point)
     if integer:
         w, c = w.to(torch.int64) if w.dtype != c.dtype else w, c.to(torch.int64) if w.dtype != c.dtype else c
@@ -433,7 +453,30 @@ def _median_even_average(x: Tensor, dim: int) -> Tensor:
     upper = ordered.select(dim, count // 2)
     if count % 2:
         return upper
-    return (ordered.select(dim, count // 2 - 1) + upper) / 2
+    return midpoint(ordered.select(dim, count // 2 - 1), upper)
+
+
+def midpoint(lower: Tensor, upper: Tensor) -> Tensor:
+    """``(a + b) / 2`` (correctly rounded), or ``a / 2 + b / 2`` where ``a + b`` overflows.
+
+    The two agree wherever the sum is finite; where it overflows both values are large, so their
+    halves are exact and the one rounding of their sum is the correctly rounded midpoint.
+    """
+    middle = (lower + upper) / 2
+    overflow = torch.isinf(middle) & torch.isfinite(lower) & torch.isfinite(upper)
+    if bool(overflow.any()):
+        middle = torch.where(overflow, lower / 2 + upper / 2, middle)
+    return middle
+
+
+def _mean(x: Tensor, dim: int) -> Tensor:
+    """``x.mean(dim)``; where the sum overflows on finite values, the mean of the column scaled
+    by a power of two to ``max |x| < 1``, scaled back (exact, and the mean is at most ``max |x|``)."""
+    out = x.mean(dim)
+    if bool(torch.isfinite(out).all()) or x.shape[dim] == 0:
+        return out
+    scaled, exponent = scale_down_rows(x, dim)
+    return scale_back(scaled.mean(dim), exponent.squeeze(dim))
 
 
 def _stake_median(x: Tensor, dim: int, stakes: Array | None, kappa: float, validate: bool) -> Tensor:
@@ -463,7 +506,8 @@ def compute_weight_consensus(
     Methods:
         - ``"mean"``, ``"max"``, ``"min"``: the plain reductions.
         - ``"median"``: as ``np.median``: the middle value for an odd count, the mean of the two
-          middle values for an even count (``a + (b - a) / 2``).
+          middle values for an even count (``(a + b) / 2``, or ``a / 2 + b / 2`` where the
+          sum would overflow: finite values never give inf).
         - ``"stake_median"``: :func:`weighted_median` across the stack, one stake per stacked
           matrix (``stakes`` of shape ``(K,)`` for K matrices), with ``kappa``.
 
@@ -480,8 +524,8 @@ def compute_weight_consensus(
 
     Raises:
         ValueRangeError: an unknown method; NaN under ``validate``.
-        ShapeError: matrices of different shapes, a bad ``dim``, ``stakes`` missing or of the
-            wrong length for ``"stake_median"``.
+        ShapeError: an empty stack, matrices of different shapes, a bad ``dim``, ``stakes``
+            missing or of the wrong length for ``"stake_median"``.
 
     Example:
         >>> stack = torch.tensor([[[0.1, 0.4]], [[0.3, 0.2]], [[0.2, 0.9]], [[0.4, 0.0]]])
@@ -492,6 +536,11 @@ def compute_weight_consensus(
     """
     check_choice(method, "method", _METHODS)
     x, origin, dim = _stack(stack, dim)
+    if x.shape[dim] == 0:
+        raise ShapeError(
+            f"Expected `stack` to hold at least one matrix along dim {dim}, but got shape {tuple(x.shape)}: "
+            "the consensus of no matrices is undefined."
+        )
     if validate:
         check_not_nan(x, "stack")
     if method == "stake_median":
@@ -499,5 +548,5 @@ def compute_weight_consensus(
     elif method == "median":
         out = _median_even_average(x, dim)
     else:
-        out = x.mean(dim) if method == "mean" else x.amax(dim) if method == "max" else x.amin(dim)
+        out = _mean(x, dim) if method == "mean" else x.amax(dim) if method == "max" else x.amin(dim)
     return origin.wrap(origin.restore_float(out))

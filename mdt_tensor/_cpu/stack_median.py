@@ -85,8 +85,15 @@ def _median_block_numpy(stack: np.ndarray, start: int, stop: int, out: np.ndarra
         out[start:stop] = upper
     else:
         lower = wires[count // 2 - 1]
-        np.add(lower, upper, out=out[start:stop])
-        out[start:stop] /= 2
+        middle = out[start:stop]
+        with np.errstate(over="ignore"):
+            np.add(lower, upper, out=middle)
+        middle /= 2
+        # (a + b) overflowed on finite values: a / 2 + b / 2 is then exact up to its one rounding
+        overflow = np.isinf(middle)
+        if overflow.any():
+            overflow &= np.isfinite(lower) & np.isfinite(upper)
+            middle[overflow] = lower[overflow] / 2 + upper[overflow] / 2
 
 
 def stack_median_numpy(x: Tensor, dim: int) -> Tensor:

@@ -15,6 +15,7 @@ import torch
 from torch import Tensor
 
 from .._array import Array
+from .._scaling import scale_down_rows
 from .._validation import check_finite_non_negative, check_number
 from ._rows import float_rows
 
@@ -47,11 +48,17 @@ def reference_max_weight_rows(x: Tensor, limit: float, valid: Tensor | None = No
     worse than the reference's own float32 sums).
     """
     dtype, device, width = x.dtype, x.device, x.shape[-1]
+    if width == 0:
+        return x.clone()  # rows without entries: nothing to normalise (process_weights' empty rows)
     if valid is None:
         n = torch.full((*x.shape[:-1], 1), width, dtype=torch.int64, device=device)
     else:
         x = x.masked_fill(~valid, 0)
         n = valid.sum(-1, keepdim=True)
+    if x.numel():
+        # Rows scaled by a power of two to max < 1: exact, and every step below is a share of the
+        # row (the cutoff scales with it), so the result is the same, without overflowing sums.
+        x, _ = scale_down_rows(x)
     total = x.sum(-1, keepdim=True)  # the reference's x.sum(), weights.sum() and values.sum()
     # Step 1, with n*limit in double precision as the reference computes it in Python.
     fallback = (total == 0) | (n.to(torch.float64) * limit <= 1)
@@ -91,6 +98,10 @@ def water_fill_rows(x: Tensor, limit: Tensor | float, min_limit: float | None = 
     all-zero rows stay all zero. Only the :func:`_candidates` largest entries are ordered.
     """
     dtype, width = x.dtype, x.shape[-1]
+    if width == 0:
+        return x.clone()
+    if x.numel():
+        x, _ = scale_down_rows(x)  # exact; the result is a share of the row: no float64 overflow
     min_limit = float(limit) if min_limit is None else min_limit
     limit64 = torch.as_tensor(limit, dtype=torch.float64, device=x.device)
     count = _candidates(min_limit, width)

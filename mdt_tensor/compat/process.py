@@ -16,7 +16,8 @@ from torch import Tensor
 
 from .._array import Array, ArrayOrigin, float_compute_dtype
 from .._constants import U16_MAX
-from .._validation import check_finite_non_negative, check_in_range, check_int, check_number, first_index
+from .._intmath import INT64_MAX
+from .._validation import check_alloc, check_finite_non_negative, check_in_range, check_int, check_number, first_index
 from ..errors import ShapeError, ValueRangeError
 from ._rows import arange_like, compact, match_uids, read_uids_and_weights
 from .max_weight import reference_max_weight_rows
@@ -66,8 +67,8 @@ def _read_settings(
 ) -> tuple[int, int, int, float]:
     """The scalar arguments, checked: ``(num_neurons, min_allowed_weights, exclude_quantile, limit)``."""
     return (
-        check_int(num_neurons, "num_neurons", low=1),
-        check_int(min_allowed_weights, "min_allowed_weights", low=0),
+        check_int(num_neurons, "num_neurons", low=1, high=INT64_MAX),
+        check_int(min_allowed_weights, "min_allowed_weights", low=0, high=INT64_MAX),
         check_int(exclude_quantile, "exclude_quantile", low=0, high=U16_MAX),
         check_number(max_weight_limit, "max_weight_limit", low=0, low_open=True),
     )
@@ -153,8 +154,8 @@ def _kept_by_quantile(w: Tensor, cases: _Cases, min_allowed_weights: int, exclud
     count_f = cases.nnz.to(torch.float64)
     max_exclude = (count_f - min_allowed_weights).clamp(min=0) / count_f.clamp(min=1)
     quantile = torch.clamp(max_exclude, max=exclude_quantile / U16_MAX)
-    if exclude_quantile == 0:
-        return cases.nonzero  # q* = 0: the threshold is the smallest nonzero weight
+    if exclude_quantile == 0 or w.shape[-1] == 0:
+        return cases.nonzero  # q* = 0: the threshold is the smallest nonzero weight (or no entries)
     threshold = _quantile_threshold(w, cases.nonzero, quantile)
     return cases.nonzero & (w.to(torch.float64) >= threshold)
 
@@ -246,6 +247,7 @@ def process_weights(
         num_neurons, min_allowed_weights, exclude_quantile, max_weight_limit
     )
     w, origin, u, uids_origin = _read_rows(uids, weights, num_neurons, index_by_position)
+    check_alloc((*w.shape[:-1], max(num_neurons, w.shape[-1])), torch.float64, w.device, "num_neurons")
     if validate:
         _check_values(w, u)
     cases = _classify(w, u, num_neurons, min_allowed_weights)

@@ -15,6 +15,7 @@ from torch import Tensor
 
 from .._array import Array, ArrayOrigin, as_tensor, check_same_device, float_compute_dtype
 from .._constants import U16_MAX
+from .._scaling import scale_down_rows
 from .._validation import check_finite_non_negative, check_float_or_int, check_int, check_ndim, check_number
 from ..errors import ShapeError, ValueRangeError
 from ..weights.select import top_k_weights
@@ -86,7 +87,10 @@ def _smooth(s: Tensor, ema_alpha: float | None, previous: Array | None, validate
     p = p.to(torch.float64)
     if validate:
         check_finite_non_negative(p, "previous")
-    return alpha * s + (1 - alpha) * p
+    ema = alpha * s + (1 - alpha) * p
+    # Near the float64 maximum the sum of the two terms overflows; p + alpha (s - p) cannot
+    # (s, p >= 0) and lies between them.
+    return torch.where(torch.isinf(ema) & torch.isfinite(s) & torch.isfinite(p), p + alpha * (s - p), ema)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -202,6 +206,7 @@ def scores_to_weights(
     if ema is not None:
         s = ema
     submit, n_submit, chosen = _select(s, size, required)
+    chosen, _ = scale_down_rows(chosen)  # exact; the weights are shares of the row: no overflowing sum
     weights = _capped(chosen, limit, n_submit, size)
     values, _ = max_upscale_float_to_u16(weights, submit, drop_rounded_zeros=False)
     uids = torch.arange(width, device=s.device).expand_as(submit)

@@ -15,6 +15,7 @@ from torch import Tensor
 
 from .._array import Array, as_tensor
 from .._constants import U16_MAX
+from .._scaling import scale_down_rows
 from .._validation import (
     check_finite_non_negative,
     check_float_or_int,
@@ -191,10 +192,13 @@ def convert_maybe_split_to_u16(split: Array, *, dim: int = -1, validate: bool = 
     x = t.to(torch.float64).movedim(dim, -1)
     if x.shape[-1] == 0:
         raise ShapeError("Expected `split` to be non-empty along `dim`, but got an empty row.")
-    # A sequential sum on the CPU (cumsum), as Python's sum() adds left to right.
-    total = x.cumsum(-1)[..., -1:]
     if validate:
         check_finite_non_negative(x, "split")
+    # Rows scaled by a power of two to max < 1 (exact; the split is scale-invariant), so that the
+    # sum cannot overflow. A sequential sum on the CPU (cumsum), as Python's sum() adds left to right.
+    x, _ = scale_down_rows(x)
+    total = x.cumsum(-1)[..., -1:]
+    if validate:
         bad = first_index(total[..., 0] <= 0)
         if bad is not None:
             raise ValueRangeError(f"Expected every row of `split` to have a positive sum, but row {bad} sums to 0.")

@@ -12,7 +12,16 @@ import torch
 from torch import Tensor
 
 from .._array import Array, ArrayOrigin, as_tensor, check_same_device
-from .._validation import check_finite, check_float_or_int, check_int, check_ndim, first_index
+from .._scaling import scale_down_rows
+from .._validation import (
+    check_alloc,
+    check_finite,
+    check_float_or_int,
+    check_int,
+    check_ndim,
+    check_non_negative,
+    first_index,
+)
 from ..errors import ShapeError, ValueRangeError
 from ._rows import arange_like, check_integer_dtype
 
@@ -59,6 +68,11 @@ def _scatter_last_write(n: int, uids: Array, vals: Array, count: Array | None, n
     bad = first_index(real & ((u < 0) | (u >= n)))
     if bad is not None:
         raise UidRangeError(f"Expected `uids` in [0, {n}), but found {int(u[bad])} at index {bad}.")
+    # The chain stores u16 values: a negative, NaN or infinite one is corrupt input, which the
+    # row normalisation would turn into silent nonsense (a negative share, a row of NaN).
+    check_finite(v.masked_fill(~real, 0), name)
+    check_non_negative(v.masked_fill(~real, 0), name)
+    check_alloc((*u.shape[:-1], n), torch.int64, u.device, "n")
     index = u.masked_fill(~real, 0)
     positions = arange_like(u).expand_as(u).masked_fill(~real, -1)
     # The last position that writes each uid (the reference assigns in order); -1 if none.
@@ -87,13 +101,18 @@ def convert_weight_uids_and_vals_to_tensor(n: int, uids: Array, weights: Array, 
     Raises:
         UidRangeError: a uid outside [0, n) (an ``IndexError`` as in the reference, and a
             ``ValueError``).
-        ValueRangeError: ``n < 0``.
+        ValueRangeError: ``n < 0``; a negative, NaN or infinite weight among the real entries;
+            an ``n`` whose rows do not fit the device's memory.
 
     Example:
         >>> convert_weight_uids_and_vals_to_tensor(4, torch.tensor([1, 3]), torch.tensor([50, 50]))
         tensor([0.0000, 0.5000, 0.0000, 0.5000])
     """
     dense, _, origin = _scatter_last_write(n, uids, weights, count, "weights")
+    if dense.is_floating_point() and dense.numel():
+        # Rows scaled by a power of two to max < 1 (exact, and the shares are scale-invariant):
+        # float64 values beyond float32's range, or sums past it, do not overflow.
+        dense, _ = scale_down_rows(dense)
     dense = dense.to(torch.float32)
     total = dense.sum(-1, keepdim=True)
     out = torch.where(total > 0, dense / torch.where(total > 0, total, 1), dense)
@@ -112,13 +131,21 @@ def convert_bond_uids_and_vals_to_tensor(n: int, uids: Array, bonds: Array, *, c
     Returns:
         ``(*, n)`` int64 in the caller's array type.
 
+    Raises:
+        UidRangeError: a uid outside [0, n).
+        ValueRangeError: ``n < 0``; a negative, NaN or infinite bond among the real entries; a
+            float bond of 2**63 or more (it does not fit int64); an ``n`` whose rows do not fit
+            the device's memory.
+
     Example:
         >>> convert_bond_uids_and_vals_to_tensor(5, torch.tensor([1, 3, 4]), torch.tensor([10, 20, 30]))
         tensor([ 0, 10,  0, 20, 30])
     """
     dense, _, origin = _scatter_last_write(n, uids, bonds, count, "bonds")
     if dense.is_floating_point():
-        check_finite(dense, "bonds")
         dense = torch.trunc(dense)
+        bad = first_index(dense >= 2.0**63)
+        if bad is not None:
+            raise ValueRangeError(f"Expected `bonds` below 2**63 (int64), but found {float(dense[bad])} at index {bad}.")
     return origin.wrap(dense.to(torch.int64))
 

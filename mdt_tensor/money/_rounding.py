@@ -30,9 +30,15 @@ __all__ = ["Rounding"]
 Rounding = Literal["floor", "ceil", "down", "up", "half_even", "half_up", "half_down"]
 ROUNDINGS = ("floor", "ceil", "down", "up", "half_even", "half_up", "half_down")
 
-#: Amounts beyond 10**MAX_DIGITS smallest units are refused before any big-integer arithmetic
-#: (``"1e999999999 MDT"`` would otherwise build a billion-digit integer).
-MAX_DIGITS = 60
+#: Amounts beyond 10**MAX_DIGITS (in the unit they are written in) are refused before any
+#: big-integer arithmetic (``"1e999999999 MDT"`` would otherwise build a billion-digit integer).
+#: 80 digits hold every Balance (``|wei| < 2**256``, 78 digits), so each one's text reads back.
+MAX_DIGITS = 80
+
+#: Amounts of smallest units must satisfy ``|wei| < MAX_WEI`` (2**256, about 1.2e77: far above
+#: any supply, the width of an EVM word); a larger int is refused rather than kept as a Balance
+#: that cannot even be printed (``str`` of a 5000-digit int raises).
+MAX_WEI = 2**256
 
 
 def normalize_rounding(rounding: str | None, name: str = "rounding") -> str | None:
@@ -151,7 +157,7 @@ def wei_int(wei: object, name: str) -> int:
     if isinstance(wei, (bool, np.bool_)):
         raise DTypeError(f"Expected `{name}` to be an int of wei, but got bool.")
     if isinstance(wei, (int, np.integer)):
-        return int(wei)
+        return check_wei_range(int(wei), name)
     if isinstance(wei, Tensor) and wei.ndim == 0 and not wei.is_floating_point() and wei.dtype != torch.bool:
         return int(wei)
     if isinstance(wei, (float, np.floating, Decimal, Fraction, str)):
@@ -160,6 +166,16 @@ def wei_int(wei: object, name: str) -> int:
             "Use Balance.from_mdt(x) for an amount in MDT."
         )
     raise DTypeError(f"Expected `{name}` to be an int of wei, but got {type(wei).__name__}.")
+
+
+def check_wei_range(wei: int, name: str) -> int:
+    """``wei`` if ``|wei| < MAX_WEI`` (2**256); else a :class:`BalanceError` (no digits printed)."""
+    if -MAX_WEI < wei < MAX_WEI:
+        return wei
+    raise BalanceError(
+        f"Expected `{name}` to be below 2**256 in magnitude (|wei| < {float(MAX_WEI):.3g}), but got an int of "
+        f"{wei.bit_length()} bits."
+    )
 
 
 def wei_to_decimal(wei: int, decimals: int) -> Decimal:

@@ -22,6 +22,7 @@ from .._validation import check_int
 from ..errors import BalanceError, DTypeError
 from ._rounding import (
     Rounding,
+    check_wei_range,
     normalize_rounding,
     round_fraction,
     rounding_mode,
@@ -200,6 +201,7 @@ class Balance:
 
     @classmethod
     def _make(cls, wei: int, token: Token) -> Balance:
+        check_wei_range(wei, "wei")  # results of arithmetic too (b * 10**70)
         balance = object.__new__(cls)
         object.__setattr__(balance, "_wei", wei)
         object.__setattr__(balance, "_token", token)

@@ -16,7 +16,7 @@ from torch import Tensor
 from .._array import Array, ArrayOrigin, as_tensor, check_same_device
 from .._constants import U16_MAX
 from .._intmath import mul_div_floor_rem
-from .._validation import check_finite, check_int, check_non_negative, check_u16, first_index, normalize_dim
+from .._validation import check_alloc, check_finite, check_int, check_non_negative, check_u16, first_index, normalize_dim
 from ..errors import DTypeError, ShapeError, ValueRangeError, WeiOverflowError, WeightError
 from ._shares import ApportionMethod
 from .apportion import apportion, check_totals, read_totals, widen_half
@@ -61,6 +61,7 @@ def split_emission(total_wei: Array | int, split_u16: Array | int, *, validate: 
         DTypeError: float or bool shares, or a bool count.
         ValueRangeError: a negative total, a share outside ``[0, 65535]``, a count below 1, or
             shares whose floors exceed the emission.
+        ShapeError: a scalar or empty ``split_u16`` (no mechanism), or shapes that do not broadcast.
 
     Example:
         >>> split_emission(10, 4)
@@ -75,6 +76,7 @@ def split_emission(total_wei: Array | int, split_u16: Array | int, *, validate: 
         origin = None if from_int else as_tensor(total_wei, "total_wei")[1]
         if validate:
             check_totals(totals, "total_wei")
+        check_alloc((*totals.shape, count), torch.int64, totals.device, "split_u16")
         share = torch.div(totals, count, rounding_mode="floor")
         parts = share[..., None].repeat(*([1] * totals.ndim), count)
     else:
@@ -85,7 +87,13 @@ def split_emission(total_wei: Array | int, split_u16: Array | int, *, validate: 
         if validate:
             check_totals(totals, "total_wei")
             check_u16(shares, "split_u16")
-        batch = torch.broadcast_shapes(totals.shape, shares.shape[:-1])
+        try:
+            batch = torch.broadcast_shapes(totals.shape, shares.shape[:-1])
+        except RuntimeError:
+            raise ShapeError(
+                f"Expected `total_wei` {tuple(totals.shape)} to broadcast against the rows of `split_u16` "
+                f"{tuple(shares.shape)}, but they do not."
+            ) from None
         totals = totals.expand(batch)
         shares = shares.expand(*batch, shares.shape[-1])
         parts, _ = mul_div_floor_rem(totals[..., None], shares, torch.full_like(shares, U16_MAX), b_bits=16, c_bits=16)
@@ -100,6 +108,10 @@ def _read_shares(split_u16: Array) -> tuple[Tensor, ArrayOrigin]:
         raise DTypeError(f"Expected `split_u16` to hold u16 integers, but got dtype {shares.dtype}.")
     if shares.ndim == 0:
         raise ShapeError("Expected `split_u16` to have shape (*, M), but got a scalar.")
+    if shares.shape[-1] == 0:
+        raise ShapeError(
+            f"Expected `split_u16` to have at least one mechanism (M >= 1), but got shape {tuple(shares.shape)}."
+        )
     return shares.to(torch.int64), origin
 
 
@@ -164,6 +176,8 @@ def distribute_emission(
     both, shape, origin, dim = _read_scores(incentive, dividends, dim, validate)
     n = shape[-1]
     totals, _ = read_totals(emission_wei, "emission_wei")
+    if validate:
+        check_totals(totals, "emission_wei")  # (a negative total broke apportion's invariants)
     totals = totals.to(both.device).expand(both.shape[:-1]).contiguous()
     live = (both > 0).any(dim=-1)
     parts, dust = apportion(totals, both, method=method, zero_weights="dust", validate=False)

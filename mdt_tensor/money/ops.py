@@ -12,7 +12,7 @@ from fractions import Fraction
 
 from .._validation import check_int
 from ..errors import BalanceError
-from ._rounding import Rounding, round_fraction, rounding_mode, wei_to_decimal
+from ._rounding import MAX_DIGITS, Rounding, round_fraction, rounding_mode, wei_to_decimal
 from .balance import MDT, MIN_BALANCE, Balance, Token, require_balance
 
 __all__ = ["validate_balance", "calculate_percentage", "sum_balances"]
@@ -52,7 +52,7 @@ def calculate_percentage(amount: Balance, total: Balance, decimals: int = 2, *, 
 
     Raises:
         DTypeError: ``amount`` or ``total`` is not a Balance, or ``decimals`` not an int.
-        ValueRangeError: negative ``decimals`` or an unknown ``rounding``.
+        ValueRangeError: ``decimals`` outside [0, 80] or an unknown ``rounding``.
         BalanceError: the two Balances are in different tokens.
 
     Example:
@@ -62,7 +62,7 @@ def calculate_percentage(amount: Balance, total: Balance, decimals: int = 2, *, 
     part = require_balance(amount, "amount")
     whole = require_balance(total, "total")
     part._same_token(whole, "compare")
-    places = check_int(decimals, "decimals", low=0)
+    places = check_int(decimals, "decimals", low=0, high=MAX_DIGITS)
     mode = rounding_mode(rounding)
     if whole.wei == 0:
         return wei_to_decimal(0, places)

@@ -14,7 +14,7 @@ from typing import Literal
 
 from .._validation import check_int
 from ..errors import BalanceError, DTypeError
-from ._rounding import Rounding, decimal_fraction, normalize_rounding, round_fraction, rounding_mode, to_units
+from ._rounding import MAX_DIGITS, Rounding, decimal_fraction, normalize_rounding, round_fraction, rounding_mode, to_units
 from .balance import MDT, Balance, Token, require_balance
 
 __all__ = ["format_balance", "parse_balance"]
@@ -68,7 +68,7 @@ def format_balance(
 
     Raises:
         DTypeError: ``balance`` is not a Balance, or ``decimals`` not an int.
-        ValueRangeError: negative ``decimals`` or an unknown ``rounding``.
+        ValueRangeError: ``decimals`` outside [0, 80] or an unknown ``rounding``.
         BalanceError: an unknown unit, or ``decimals`` with the smallest unit.
 
     Example:
@@ -84,7 +84,7 @@ def format_balance(
             raise BalanceError(f"`decimals` applies to {token.symbol}, not to {token.smallest}; got {decimals!r}.")
         text = f"{balance.wei:{group}d}"
         return f"{text} {token.smallest}" if symbol else text
-    places = token.decimals if decimals is None else check_int(decimals, "decimals", low=0)
+    places = token.decimals if decimals is None else check_int(decimals, "decimals", low=0, high=MAX_DIGITS)
     scaled = round_fraction(Fraction(balance.wei * 10**places, token.unit), rounding_mode(rounding))
     sign = "-" if scaled < 0 else ""
     whole, frac = divmod(abs(scaled), 10**places)  # scaled is in units of 10**-places

@@ -9,6 +9,7 @@ the same on CPU and CUDA. :func:`wei_to_mdt` gives an exact ``Decimal``.
 from __future__ import annotations
 
 from decimal import Decimal
+from fractions import Fraction
 from typing import Any
 
 import numpy as np
@@ -19,7 +20,7 @@ from .._array import as_tensor, is_array
 from .._intmath import INT64_MAX, mul_div_floor_rem
 from .._validation import check_float_or_int, first_index
 from ..errors import BalanceError, WeiOverflowError
-from ._rounding import Rounding, normalize_rounding, str_decimal, to_units, wei_int, wei_to_decimal
+from ._rounding import Rounding, normalize_rounding, round_fraction, str_decimal, to_units, wei_int, wei_to_decimal
 from .balance import MDT, Token
 
 __all__ = ["mdt_to_wei", "wei_to_mdt"]
@@ -127,7 +128,7 @@ def _float_tensor_to_wei(tensor: Tensor, token: Token, mode: str) -> Tensor:
     """Exact ``round(x * 10**decimals)`` of float values (their binary value), in int64."""
     x = tensor.to(torch.float64)
     magnitude = x.abs()
-    _check_float_amounts(tensor, x, magnitude, token)
+    _check_float_amounts(tensor, x, magnitude, token, mode)
     mantissa, exponent = torch.frexp(magnitude)  # magnitude = mantissa * 2**exponent, mantissa in [0.5, 1)
     digits = (mantissa * float(2**53)).to(torch.int64)  # exact
     shift = (53 - exponent.to(torch.int64)).clamp(min=0)  # values >= 2**53 are whole numbers: shift 0
@@ -151,14 +152,29 @@ def _float_tensor_to_wei(tensor: Tensor, token: Token, mode: str) -> Tensor:
     return torch.where(negative, -wei, wei)
 
 
-def _check_float_amounts(tensor: Tensor, x: Tensor, magnitude: Tensor, token: Token) -> None:
-    """Raise for NaN / inf (BalanceError) and for amounts whose wei do not fit int64."""
+def _check_float_amounts(tensor: Tensor, x: Tensor, magnitude: Tensor, token: Token, mode: str) -> None:
+    """Raise for NaN / inf (BalanceError) and for amounts whose rounded wei do not fit int64.
+
+    The float64 product ``|x| * 10**decimals`` decides all but a narrow band around 2**63 (its
+    rounding error is below 2**11 there); amounts in that band are decided exactly, on the
+    rounded integer itself, so an amount that fits is never refused and one that does not never
+    wraps around.
+    """
     if token.decimals > 18:
         raise _overflow(None, token, "(any value)")
     bad = first_index(~torch.isfinite(x))
     if bad is not None:
         raise BalanceError(f"Expected `amount` to be finite, but found {float(x[bad])} at index {bad}.")
-    bad = first_index(magnitude * float(token.unit) >= float(2**63))
+    product = magnitude * float(token.unit)
+    bad = first_index(product >= float(2**63 + 2**12))
+    if bad is None:
+        band = (product >= float(2**63 - 2**12)).nonzero()
+        for row in band.tolist():  # a handful at most: exact Python ints
+            index = tuple(row)
+            wei = round_fraction(Fraction(float(x[index])) * token.unit, mode)
+            if abs(wei) > INT64_MAX:  # (the magnitude is computed in int64)
+                bad = index
+                break
     if bad is not None:
         raise _overflow(bad, token, f"({float(tensor[bad])!r} {token.symbol})")
 

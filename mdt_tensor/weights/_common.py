@@ -11,14 +11,15 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 
-from .._array import Array, ArrayOrigin, as_tensor, check_same_device, float_compute_dtype
+from .._array import Array, ArrayOrigin, as_tensor, check_same_device, float_compute_dtype, is_array
 from .._cpu.alloc import empty_numpy, huge_page_sized, numpy_dtype
 from .._cpu.engine import use_numpy_kernel
 from .._validation import check_finite, check_float_or_int, check_non_negative
-from ..errors import DTypeError, ShapeError
+from ..errors import DTypeError, ShapeError, ValueRangeError
 
 __all__: list[str] = []
 
@@ -45,7 +46,8 @@ def empty_like(t: Tensor) -> Tensor:
     return empty(tuple(t.shape), t.dtype, t)
 
 
-def _result_dtype(origin: ArrayOrigin, compute: torch.dtype) -> torch.dtype:
+def result_dtype(origin: ArrayOrigin, compute: torch.dtype) -> torch.dtype:
+    """The dtype a weight function returns: a half input's own dtype, else the compute dtype."""
     return origin.dtype if origin.dtype in (torch.float16, torch.bfloat16) else compute
 
 
@@ -57,16 +59,80 @@ def out_buffer(out: Array | None, w: Tensor, origin: ArrayOrigin) -> tuple[Tenso
     """
     if out is None:
         return empty_like(w), None
+    if not is_array(out):
+        raise DTypeError(f"Expected `out` to be a torch tensor, numpy array or CuPy array, but got {type(out).__name__}.")
     target, _ = as_tensor(out, "out")
-    expected = _result_dtype(origin, w.dtype)
+    expected = result_dtype(origin, w.dtype)
     if tuple(target.shape) != tuple(w.shape):
         raise ShapeError(f"Expected `out` to have shape {tuple(w.shape)}, but got {tuple(target.shape)}.")
     if target.dtype != expected:
         raise DTypeError(f"Expected `out` to have dtype {expected}, but got {target.dtype}.")
     check_same_device(weights=w, out=target)
+    check_writable_out(out, target, w)
     if target.dtype == w.dtype:
         return target, None
     return empty_like(w), target
+
+
+def check_writable_out(out: Array, target: Tensor, w: Tensor) -> None:
+    """Raise unless ``out`` (read as ``target``) can take the result of an operation on ``w``.
+
+    Refused: a read-only numpy array, a tensor that requires grad or is an inference tensor
+    outside inference mode (torch would raise a RuntimeError mid-way), a buffer in which several
+    elements share memory (an expanded or otherwise self-overlapping view: the result would be
+    garbage), and a buffer that overlaps ``w`` other than exactly (``out=weights`` is an in-place
+    update; a shifted view of the input would be overwritten while it is read).
+
+    Raises:
+        ValueRangeError: a read-only ``out``.
+        ShapeError: an ``out`` whose elements overlap each other or partially overlap ``w``.
+    """
+    if isinstance(out, np.ndarray) and not out.flags.writeable:
+        raise ValueRangeError("Expected `out` to be writable, but got a read-only numpy array (flags.writeable is False).")
+    if target.requires_grad:
+        raise ValueRangeError("Expected `out` not to require grad: out= results are not differentiable.")
+    if target.is_inference() and not torch.is_inference_mode_enabled():
+        raise ValueRangeError("Expected `out` to be writable here, but got an inference tensor outside inference mode.")
+    if target.numel() > 1 and _overlaps_itself(target):
+        raise ShapeError(
+            f"Expected `out` to have one memory location per element, but its strides {tuple(target.stride())} "
+            f"make elements share memory (an expanded view?); pass a contiguous buffer."
+        )
+    if _partial_overlap(target, w):
+        raise ShapeError(
+            "Expected `out` to be the input itself (in place) or memory apart from it, but it overlaps "
+            "the input partially: the result would overwrite values still to be read."
+        )
+
+
+def _overlaps_itself(t: Tensor) -> bool:
+    status = torch._debug_has_internal_overlap(t)  # 0: no, 1: yes, 2: too hard to tell
+    if status != 2:
+        return bool(status)
+    offsets = torch.zeros((), dtype=torch.int64)
+    for size, stride in zip(t.shape, t.stride()):
+        offsets = (offsets.unsqueeze(-1) + torch.arange(size, dtype=torch.int64) * stride).reshape(-1)
+    return int(torch.unique(offsets).numel()) != t.numel()
+
+
+def _byte_span(t: Tensor) -> tuple[int, int]:
+    low = sum((size - 1) * stride for size, stride in zip(t.shape, t.stride()) if stride < 0)
+    high = sum((size - 1) * stride for size, stride in zip(t.shape, t.stride()) if stride > 0)
+    return t.data_ptr() + low * t.element_size(), t.data_ptr() + (high + 1) * t.element_size()
+
+
+def _partial_overlap(a: Tensor, b: Tensor) -> bool:
+    """True when ``a`` and ``b`` share memory without being the same view (conservative: spans)."""
+    if a.numel() == 0 or b.numel() == 0 or a.device != b.device:
+        return False
+    same_view = (
+        a.data_ptr() == b.data_ptr() and a.dtype == b.dtype and a.shape == b.shape and a.stride() == b.stride()
+    )
+    if same_view:
+        return False
+    a_start, a_end = _byte_span(a)
+    b_start, b_end = _byte_span(b)
+    return a_start < b_end and b_start < a_end
 
 
 def finish(result: Tensor, origin: ArrayOrigin, out: Array | None, out_target: Tensor | None) -> Any:

@@ -11,9 +11,16 @@ import torch
 from torch import Tensor
 
 from .._array import Array, as_tensor, check_same_device
-from .._validation import check_finite, check_float_or_int, check_non_negative, check_number, normalize_dim
+from .._validation import (
+    check_finite,
+    check_fits_dtype,
+    check_float_or_int,
+    check_non_negative,
+    check_number,
+    normalize_dim,
+)
 from ..errors import ShapeError, ValueRangeError
-from ._common import BlockChecker, empty_like, finish, out_buffer, read_weights
+from ._common import BlockChecker, empty_like, finish, out_buffer, read_weights, result_dtype
 
 __all__ = ["clip_weights", "apply_weight_decay"]
 
@@ -39,7 +46,8 @@ def clip_weights(
         ``(*, N)`` clipped weights (float32 for integer input).
 
     Raises:
-        ValueRangeError: ``min_weight > max_weight``, a NaN bound, or non-finite weights.
+        ValueRangeError: ``min_weight > max_weight``, a NaN bound, a finite bound beyond the
+            result dtype's range, or non-finite weights.
         DTypeError: bool, string or object input, or a non-numeric bound.
 
     Example:
@@ -52,6 +60,11 @@ def clip_weights(
         raise ValueRangeError(f"Expected `min_weight` <= `max_weight`, but got {low} > {high}.")
     w, origin = read_weights(weights, "weights")
     result, out_target = out_buffer(out, w, origin)
+    dtype = result_dtype(origin, w.dtype)
+    # A bound beyond the dtype's range: an upper one clips nothing (inf), a lower one would make
+    # every weight unrepresentable (and torch.clamp raises a bare RuntimeError for both).
+    check_fits_dtype(low, "min_weight", dtype)
+    check_fits_dtype(high, "max_weight", dtype)
     BlockChecker(w, validate).finite(w)
     torch.clamp(w, low, high, out=result)
     return finish(result, origin, out, out_target)
@@ -105,6 +118,7 @@ def apply_weight_decay(
     factor = check_number(decay_factor, "decay_factor", low=0.0, high=1.0)
     floor = check_number(min_weight, "min_weight", low=0.0)
     w, origin = read_weights(weights, "weights")
+    check_fits_dtype(floor, "min_weight", result_dtype(origin, w.dtype))
     dim = normalize_dim(dim, w.ndim)
     result, out_target = out_buffer(out, w, origin)
     checker = BlockChecker(w, validate)

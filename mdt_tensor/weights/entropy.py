@@ -15,6 +15,7 @@ from torch import Tensor
 from .._array import Array
 from .._cpu.engine import use_numpy_kernel
 from .._cpu.ufuncs import NUMPY_FLOAT_DTYPES, log2_
+from .._scaling import scale_down_rows
 from .._validation import normalize_dim
 from ._common import BlockChecker, read_weights, rows_last, rows_per_block
 
@@ -53,7 +54,18 @@ def compute_weight_entropy(weights: Array, *, dim: int = -1, validate: bool = Tr
     """
     w, origin = read_weights(weights, "weights")
     dim = normalize_dim(dim, w.ndim)
-    checker = BlockChecker(w, validate)
+    total, weighted_log = _row_sums(w, dim, BlockChecker(w, validate))
+    if not bool(torch.isfinite(total).all() & torch.isfinite(weighted_log).all()):
+        # A sum overflowed on finite input (``4 x 1e38``, or ``x log2 x`` of one 1e37 in
+        # float32): the entropy is scale-invariant, so take it of the rows scaled to max |w| < 1.
+        total, weighted_log = _row_sums(scale_down_rows(w, dim)[0], dim, BlockChecker(w, False))
+    safe_total = torch.where(total > 0, total, torch.ones_like(total))
+    entropy = (safe_total.log2() - weighted_log / safe_total).mul_(math.log(2)).clamp_min_(0)
+    return origin.wrap(origin.restore_float(entropy))
+
+
+def _row_sums(w: Tensor, dim: int, checker: BlockChecker) -> tuple[Tensor, Tensor]:
+    """``(S, sum(x log2 x))`` per row along ``dim`` (``w``'s shape without ``dim``), ``x = max(w, 0)``."""
     # H = ln 2 (log2 S - sum(x log2 x) / S) with x = max(w, 0), S = sum(x). log2(max(w, tiny)) is
     # log2(x) for every normal positive x and finite elsewhere, so x * log2(...) is 0 where x is 0 (this
     # arithmetic form is several times faster on CPU than xlogy/entr). The passes run block by
@@ -77,8 +89,4 @@ def compute_weight_entropy(weights: Array, *, dim: int = -1, validate: bool = Tr
         checker.finite_summary(torch.stack([low, total[start : start + count].sum()]))
         logs = _log2_(torch.clamp_min(block, tiny, out=log_buffer[:count]))
         torch.sum(logs.mul_(positive), -1, out=weighted_log[start : start + count])  # (faster here than bmm)
-    total = total.reshape(moved_shape[:-1])
-    weighted_log = weighted_log.reshape(moved_shape[:-1])
-    safe_total = torch.where(total > 0, total, torch.ones_like(total))
-    entropy = (safe_total.log2() - weighted_log / safe_total).mul_(math.log(2)).clamp_min_(0)
-    return origin.wrap(origin.restore_float(entropy))
+    return total.reshape(moved_shape[:-1]), weighted_log.reshape(moved_shape[:-1])

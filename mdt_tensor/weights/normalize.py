@@ -13,6 +13,7 @@ import torch
 from torch import Tensor
 
 from .._array import Array
+from .._scaling import scale_down_rows
 from .._validation import check_choice, normalize_dim
 from ._common import BlockChecker, finish, out_buffer, read_weights
 
@@ -78,18 +79,23 @@ def normalize_weights(
     return finish(result, origin, out, out_target)
 
 
-def _normalize_into(w: Tensor, out: Tensor, method: str, dim: int, validate: bool) -> None:
+def _normalize_into(w: Tensor, out: Tensor, method: str, dim: int, validate: bool, rescale: bool = True) -> None:
     """Normalize ``w`` along ``dim`` into ``out`` (which may be ``w``).
 
     The row statistics propagate NaN/inf, so they double as the finiteness check (run before
     anything is written). Every degenerate denominator is replaced by inf: finite / inf == 0, so
-    such rows become zeros without a masking pass.
+    such rows become zeros without a masking pass. A statistic that overflows although ``w`` is
+    finite (the sum of ``4 x 1e38`` in float32) sends the whole computation to the scaled form
+    (``_scaling``): every method is scale-invariant, so rows scaled to ``max |w| < 1`` give the
+    same answer without overflowing (once: ``rescale=False`` there, where only non-finite input,
+    unchecked under ``validate=False``, could still give a non-finite statistic).
     """
     inf = torch.tensor(math.inf, dtype=w.dtype, device=w.device)
     checker = BlockChecker(w, validate)
     if method == "sum":
         total = w.sum(dim, keepdim=True)
-        checker.finite_summary(total)
+        if _overflowed(total, checker, rescale):
+            return _normalize_scaled(w, out, method, dim)
         torch.div(w, torch.where(total == 0, inf, total), out=out)
         return
     if method == "max":
@@ -99,13 +105,42 @@ def _normalize_into(w: Tensor, out: Tensor, method: str, dim: int, validate: boo
         return
     low = w.amin(dim, keepdim=True)
     span = w.amax(dim, keepdim=True).sub_(low)
-    checker.finite_summary(span)
+    if _overflowed(span, checker, rescale):
+        return _normalize_scaled(w, out, method, dim)
     if method == "minmax":
         torch.sub(w, low, out=out).div_(torch.where(span == 0, inf, span))
         return
     # Two-pass population std (mean, then the norm of the centred row): accurate, and much faster
     # on CPU than torch.var_mean's Welford loop. A constant row (max == min) is degenerate even
     # where the computed mean is off by an ulp.
-    centred = torch.sub(w, w.mean(dim, keepdim=True), out=out)
+    mean = w.mean(dim, keepdim=True)
+    if rescale and not bool(torch.isfinite(mean).all()):  # the sum inside the mean overflowed (w is finite)
+        return _normalize_scaled(w, out, method, dim)
+    centred = torch.sub(w, mean, out=out)
     std = torch.linalg.vector_norm(centred, dim=dim, keepdim=True).div_(math.sqrt(w.shape[dim]))
+    if rescale and not bool(torch.isfinite(std).all()):
+        # The norm overflowed. ``out`` (maybe ``w`` itself) holds the centred rows, each within
+        # the finite span; the z-score is shift-invariant, so it is the z-score of those.
+        return _normalize_scaled(centred, out, method, dim)
     centred.div_(torch.where((span == 0) | (std == 0), inf, std))
+
+
+def _overflowed(summary: Tensor, checker: BlockChecker, rescale: bool) -> bool:
+    """True when ``summary`` is not finite and ``rescale`` (under ``validate``, only when the input
+    is finite: the finite check raises otherwise).
+
+    One sync, also with ``validate=False``: an overflow of finite input is not a bad input.
+    """
+    if not rescale:
+        checker.finite_summary(summary)
+        return False
+    if bool(torch.isfinite(summary).all()):
+        return False
+    checker.finite_summary(summary)  # raises for NaN / inf in w under validate
+    return True
+
+
+def _normalize_scaled(w: Tensor, out: Tensor, method: str, dim: int) -> None:
+    """:func:`_normalize_into` on ``w`` with every row scaled by a power of two to ``max |w| < 1``."""
+    scaled, _ = scale_down_rows(w, dim)
+    _normalize_into(scaled, out, method, dim, validate=False, rescale=False)

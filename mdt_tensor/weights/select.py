@@ -11,7 +11,7 @@ import torch
 from torch import Tensor
 
 from .._array import Array
-from .._validation import check_int, check_not_nan, check_number, normalize_dim
+from .._validation import check_fits_dtype, check_int, check_not_nan, check_number, normalize_dim
 from ._common import empty_like, read_weights, rows_back, rows_last
 
 __all__ = ["top_k_weights"]
@@ -56,6 +56,7 @@ def top_k_weights(
     size = w.shape[dim]
     k = check_int(k, "k", low=0, high=size)
     fill = check_number(other_value, "other_value", finite=False)
+    check_fits_dtype(fill, "other_value", origin.dtype if origin.dtype in (torch.float16, torch.bfloat16) else w.dtype)
     if validate and w.is_floating_point() and w.numel() and bool(torch.isnan(w.sum())):
         check_not_nan(w, "weights")
     if k == size or w.numel() == 0:

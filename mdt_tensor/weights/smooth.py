@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .._array import Array
+from .._scaling import scale_back, scale_down_rows
 from .._validation import check_choice, check_int, normalize_dim
 from ._common import BlockChecker, empty, read_weights, rows_back, rows_last, rows_per_block
 
@@ -81,10 +82,27 @@ def smooth_weights(
         return origin.wrap(origin.restore_float(w.clone()))
     rows, moved_shape = rows_last(w, dim)
     if method == "moving_average":
-        smoothed = _moving_average_last(rows, window // 2)
+        smoothed = _moving_average_overflow_free(rows, window // 2)
     else:
         smoothed = _ema_last(rows, 2.0 / (window + 1))
     return origin.wrap(origin.restore_float(rows_back(smoothed, moved_shape, dim)))
+
+
+def _moving_average_overflow_free(rows: Tensor, half: int) -> Tensor:
+    """:func:`_moving_average_last`, on rows scaled by a power of two where a window sum could overflow.
+
+    A window sum is at most (window or row length) times the largest ``|w|``; when that could
+    pass the accumulating dtype's largest float, the rows are scaled to ``max |w| < 1`` and the
+    (linear) average scaled back, exactly.
+    """
+    width = 2 * half + 1
+    terms, accumulate = (width, rows.dtype) if width <= _DIRECT_WINDOW_MAX else (rows.shape[-1], torch.float64)
+    low, high = torch.aminmax(rows)
+    largest = float(torch.maximum(high, low.neg()))
+    if not largest * terms >= torch.finfo(accumulate).max / 2:  # (NaN / inf: unspecified, as unchecked)
+        return _moving_average_last(rows, half)
+    scaled, exponent = scale_down_rows(rows)
+    return scale_back(_moving_average_last(scaled, half), exponent)
 
 
 def _moving_average_last(rows: Tensor, half: int) -> Tensor:

@@ -6,6 +6,8 @@ entries); the original's ``{(i, j): weight}`` dict form is kept for compatibilit
 
 from __future__ import annotations
 
+import numbers
+from decimal import Decimal
 from typing import Any, Literal
 
 import numpy as np
@@ -13,7 +15,8 @@ import torch
 from torch import Tensor
 
 from .._array import Array, ArrayOrigin, as_tensor, check_same_device, float_compute_dtype
-from .._validation import check_choice, check_finite, check_int, check_number, first_index
+from .._intmath import INT64_MAX
+from .._validation import check_alloc, check_choice, check_fits_dtype, check_finite, check_int, check_number, first_index
 from ..errors import DTypeError, ShapeError, WeightError
 from ._common import BlockChecker, read_weights
 
@@ -60,7 +63,8 @@ def sparse_to_dense_weights(
         WeightError: an index out of range (negative ones included) or a duplicate position.
         ShapeError: malformed ``indices``/``values`` shapes, or no way to know the shape.
         DTypeError: non-integer indices, non-numeric values.
-        ValueRangeError: NaN or inf values, non-finite ``default_weight``.
+        ValueRangeError: NaN or inf values, non-finite ``default_weight``, a shape that does
+            not fit the device's memory.
 
     Example:
         >>> sparse_to_dense_weights({(0, 1): 0.5, (1, 0): 1.0}, num_neurons=2)
@@ -73,7 +77,7 @@ def sparse_to_dense_weights(
     """
     default = check_number(default_weight, "default_weight")
     if num_neurons is not None:
-        num_neurons = check_int(num_neurons, "num_neurons", low=0)
+        num_neurons = check_int(num_neurons, "num_neurons", low=0, high=INT64_MAX)
     if isinstance(sparse_weights, Tensor) and sparse_weights.layout == torch.sparse_coo:
         return _dense_from_torch_sparse(sparse_weights, num_neurons, default, shape, validate)
     if isinstance(sparse_weights, dict):
@@ -101,6 +105,8 @@ def sparse_to_dense_weights(
         check_finite(values, "values")
     indices = indices.to(torch.int64)
     _check_coo_indices(indices, dense_shape)
+    check_alloc(dense_shape, values.dtype, values.device, "shape" if shape is not None else "num_neurons")
+    check_fits_dtype(default, "default_weight", values.dtype)
     dense = torch.full(dense_shape, default, dtype=values.dtype, device=values.device)
     dense[tuple(indices)] = values
     return origin.wrap(origin.restore_float(dense))
@@ -113,15 +119,23 @@ def _coo_from_dict(entries: dict) -> tuple[Tensor, Tensor, ArrayOrigin]:
     ndim = len(keys[0]) if keys else 2
     if any(len(key) != ndim for key in keys):
         raise ShapeError(f"Expected every key of `sparse_weights` to have {ndim} indices.")
+    if any(isinstance(i, (bool, np.bool_)) or not isinstance(i, (int, np.integer)) for key in keys for i in key):
+        raise DTypeError("Expected the keys of `sparse_weights` to be tuples of ints such as (0, 1).")
+    for key in keys:  # (indices beyond int64 are out of range of any shape)
+        for i in key:
+            check_int(i, "sparse_weights key", low=-INT64_MAX - 1, high=INT64_MAX)
     index_array = np.array(keys, dtype=np.int64).reshape(len(keys), ndim).T
     indices, _ = as_tensor(np.ascontiguousarray(index_array), "indices")
-    values, origin = read_weights(np.array([entries[key] for key in keys], dtype=np.float64), "values")
+    given = [entries[key] for key in keys]
+    if any(isinstance(v, (bool, np.bool_)) or not isinstance(v, (numbers.Real, Decimal)) for v in given):
+        raise DTypeError("Expected the values of `sparse_weights` to be real numbers.")
+    values, origin = read_weights(np.array([float(v) for v in given], dtype=np.float64), "values")
     return indices, values, ArrayOrigin("python", origin.dtype)
 
 
 def _dense_shape(shape: tuple[int, ...] | None, num_neurons: int | None, ndim: int) -> tuple[int, ...]:
     if shape is not None:
-        dense_shape = tuple(check_int(size, "shape", low=0) for size in shape)
+        dense_shape = tuple(check_int(size, "shape", low=0, high=INT64_MAX) for size in shape)
         if len(dense_shape) != ndim:
             raise ShapeError(f"Expected `shape` to have {ndim} entries (the rows of `indices`), but got {dense_shape}.")
         if num_neurons is not None and dense_shape[-1] != num_neurons:
@@ -168,6 +182,8 @@ def _dense_from_torch_sparse(
     values = sparse.values().to(float_compute_dtype(sparse.dtype))
     if validate:
         check_finite(values, "values")
+    check_alloc(tuple(sparse.shape), values.dtype, values.device, "sparse_weights")
+    check_fits_dtype(default, "default_weight", values.dtype)
     dense = torch.full(tuple(sparse.shape), default, dtype=values.dtype, device=values.device)
     dense[tuple(sparse.indices())] = values
     return dense.to(sparse.dtype) if sparse.dtype in (torch.float16, torch.bfloat16) else dense
