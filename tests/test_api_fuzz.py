@@ -290,7 +290,8 @@ _entry("check_weights", _draw_validate, _check_check_weights)
 def _draw_sparse_to_dense(data: Any) -> tuple[tuple, dict]:
     choice = data.draw(st.integers(0, 2))
     if choice == 0:
-        sparse: Any = {(data.draw(scalars(0, 1)), data.draw(scalars(0, 1))): data.draw(scalars(0.5))}
+        index = st.sampled_from([0, 1, -1, 2, 10**30, 1.5, True, "0", None, math.nan, np.int64(1)])  # hashable
+        sparse: Any = {(data.draw(index), data.draw(index)): data.draw(scalars(0.5))}
     elif choice == 1:
         sparse = (data.draw(arrays(max_ndim=2), label="indices").value, data.draw(arrays(max_ndim=1), label="values").value)
     else:

@@ -262,6 +262,23 @@ def test_scalars_beyond_the_dtype_are_value_range_errors(call):
     assert torch.equal(mt.clip_weights(torch.tensor([2.0]), 0.0, math.inf), torch.tensor([2.0]))
 
 
+def test_huge_integer_arguments():
+    row = torch.tensor([[1.0, 2.0, 3.0]], dtype=torch.float64)
+    assert torch.allclose(mt.smooth_weights(row, 10**30), torch.full((1, 3), 2.0, dtype=torch.float64))
+    assert torch.equal(mt.smooth_weights(row, 10**30, "exponential"), torch.ones(1, 3, dtype=torch.float64))
+    for call in (
+        lambda: mt.convert_bond_uids_and_vals_to_tensor(10**30, torch.tensor([0]), torch.tensor([1])),
+        lambda: mt.process_weights(torch.arange(3), torch.zeros(3), 4, 10**30, 0.5),
+        lambda: mt.sparse_to_dense_weights({(10**30, 0): 1.0}, 2),
+    ):
+        with pytest.raises(mt.ValueRangeError):
+            call()
+    with pytest.raises(mt.DTypeError):
+        mt.sparse_to_dense_weights({(0, 0): 1 + 2j}, 2)
+    with pytest.raises(mt.DTypeError):
+        mt.sparse_to_dense_weights({(math.nan, 0): 1.0}, 2)
+
+
 def test_negative_emission_is_refused_by_distribute_emission():
     with pytest.raises(mt.ValueRangeError, match="emission_wei"):
         mt.distribute_emission(-1, torch.tensor([0.0, 0.25]), torch.tensor([0.0, 1e38]))

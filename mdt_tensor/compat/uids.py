@@ -12,6 +12,7 @@ import torch
 from torch import Tensor
 
 from .._array import Array, ArrayOrigin, as_tensor, check_same_device
+from .._intmath import INT64_MAX
 from .._scaling import scale_down_rows
 from .._validation import (
     check_alloc,
@@ -62,7 +63,7 @@ def _scatter_last_write(n: int, uids: Array, vals: Array, count: Array | None, n
 
     Returns ``(dense values, written mask, origin of vals)``; unwritten entries are 0.
     """
-    n = check_int(n, "n", low=0)
+    n = check_int(n, "n", low=0, high=INT64_MAX)
     u, v, origin = _read_pairs(uids, vals, name)
     real = _real_entries(u, count)
     bad = first_index(real & ((u < 0) | (u >= n)))

@@ -82,7 +82,8 @@ def smooth_weights(
         return origin.wrap(origin.restore_float(w.clone()))
     rows, moved_shape = rows_last(w, dim)
     if method == "moving_average":
-        smoothed = _moving_average_overflow_free(rows, window // 2)
+        # (a half-width beyond the row averages the whole row either way; capped, it fits int64)
+        smoothed = _moving_average_overflow_free(rows, min(window // 2, rows.shape[-1]))
     else:
         smoothed = _ema_last(rows, 2.0 / (window + 1))
     return origin.wrap(origin.restore_float(rows_back(smoothed, moved_shape, dim)))
@@ -138,7 +139,7 @@ def _ema_last(rows: Tensor, alpha: float) -> Tensor:
     beta = 1.0 - alpha
     num_rows, length = rows.shape
     device = rows.device
-    block = min(length, max(1, math.ceil(_EMA_BLOCK_BITS * math.log(2) / -math.log(beta))))
+    block = min(length, max(1, math.ceil(_EMA_BLOCK_BITS * math.log(2) / -math.log1p(-alpha))))  # (log1p: alpha may be below float resolution)
     num_blocks = -(-length // block)
     offset = torch.arange(block, dtype=torch.float64, device=device)
     beta_t = torch.tensor(beta, dtype=torch.float64, device=device)
