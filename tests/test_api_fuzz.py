@@ -587,11 +587,8 @@ for _name in (
     "normalize_i64f64_to_i32f32", "fx_bonds_ema_alpha",
 ):
     _entry(_name, _draw_fx_one, _check_int64_shaped)
-_EPOCH_SPLIT = "fixed with the epoch split: chain/fixed.py col ops index dim -2 of a 0-d/1-d input (IndexError)"
-DRIVERS["fx_col_normalize"].xfail = _EPOCH_SPLIT
-DRIVERS["fx_col_max_upscale"].xfail = _EPOCH_SPLIT
 for _name in ("fx_mul", "fx_mul_checked", "fx_div", "fx_saturating_div", "fx_div_checked"):
-    _entry(_name, _draw_fx_two, _check_int64_shaped, xfail="fixed with the epoch split: chain/fixed.py binary ops let torch's broadcast RuntimeError through")
+    _entry(_name, _draw_fx_two, _check_int64_shaped)
 
 # --- money -------------------------------------------------------------------------------------
 

@@ -14,7 +14,7 @@ from ..._array import Array, ArrayOrigin, as_tensor
 from ..._constants import U16_MAX
 from ..._intmath import INT64_MAX
 from ..._validation import check_finite, check_u16
-from ...errors import DTypeError
+from ...errors import DTypeError, ShapeError
 
 __all__ = [
     "FRAC_BITS",
@@ -175,3 +175,13 @@ def fx_round(bits: Array) -> Array:
     integer = floor_part + up.to(torch.int64)
     out = (integer.clamp(max=2**31 - 1) << FRAC_BITS).masked_fill(integer >= 2**31, I32F32_MAX)
     return origin.wrap(out)
+
+
+def broadcast_bits(x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
+    """``x`` and ``y`` broadcast to one shape; a :class:`ShapeError` naming both shapes if they cannot be."""
+    try:
+        return tuple(torch.broadcast_tensors(x, y))  # type: ignore[return-value]
+    except RuntimeError:
+        raise ShapeError(
+            f"Expected `a` and `b` to broadcast, but got shapes {tuple(x.shape)} and {tuple(y.shape)}."
+        ) from None

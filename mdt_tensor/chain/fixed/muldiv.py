@@ -15,7 +15,7 @@ from torch import Tensor
 from ..._array import Array
 from ..._cpu.threads import chunked_numpy
 from ..._intmath import MAX_DIVISOR, bit_length, mul_div_floor_rem
-from .core import FRAC_BITS, I32F32_MAX, I32F32_MIN, LOW16, LOW32, ONE, bits_of
+from .core import FRAC_BITS, I32F32_MAX, I32F32_MIN, LOW16, LOW32, ONE, bits_of, broadcast_bits
 
 __all__ = ["fx_mul", "fx_mul_checked", "fx_div", "fx_saturating_div", "fx_div_checked"]
 
@@ -60,7 +60,7 @@ def fx_mul_checked(a: Array, b: Array) -> tuple[Array, Array]:
     """
     x, origin = bits_of(a, "a")
     y, _ = bits_of(b, "b")
-    x, y = torch.broadcast_tensors(x, y)
+    x, y = broadcast_bits(x, y)
     if x.device.type == "cpu":
         product, overflow = chunked_numpy(_mul_parts, x, y)
     else:
@@ -118,7 +118,7 @@ def frac_quotient(r: Tensor, d: Tensor, d_bits: int) -> Tensor:
 
 def div_parts(a: Tensor, b: Tensor, b_bits: int | None) -> tuple[Tensor, Tensor]:
     """Truncated ``a * 2**32 / b`` and an overflow mask (also true where ``b == 0``)."""
-    a, b = torch.broadcast_tensors(a, b)
+    a, b = broadcast_bits(a, b)
     negative = (a < 0) != (b < 0)
     b_is_min = b == I32F32_MIN
     # |b| fits int64 except for b == -2**63, which is handled on its own below.

@@ -12,7 +12,7 @@ from torch import Tensor
 
 from ..._array import Array
 from ..._intmath import MAX_DIVISOR, bit_length, mul_div_floor_rem
-from ..._validation import check_non_negative, normalize_dim
+from ..._validation import check_ndim, check_non_negative, normalize_dim
 from ...errors import ValueRangeError
 from .core import I32F32_MIN, ONE, bits_of
 from .muldiv import div_parts, frac_quotient
@@ -87,6 +87,7 @@ def fx_col_normalize(bits: Array) -> Array:
                 [3221225472,          0]])
     """
     x, origin = bits_of(bits, "bits")
+    check_ndim(x, "bits", 2, "(*, V, N)")
     total = x.sum(-2, keepdim=True)
     return origin.wrap(_normalize_by(x, total, total != 0))
 
@@ -103,6 +104,7 @@ def fx_col_max_upscale(bits: Array) -> Array:
                 [4294967296,          0]])
     """
     x, origin = bits_of(bits, "bits")
+    check_ndim(x, "bits", 2, "(*, V, N)")
     col_max = x.amax(-2, keepdim=True).clamp(min=0) if x.shape[-2] else x.sum(-2, keepdim=True)
     return origin.wrap(_normalize_by(x, col_max, col_max != 0))
 
