@@ -304,9 +304,8 @@ def test_unknown_consensus_method_is_a_value_range_error():
         mt.compute_weight_consensus(torch.zeros(1, 2, 2), "mode")
 
 
-# ------------------------------------------------------------------- in the epoch (chain/): still open
+# ------------------------------------------------------------------- in the epoch (chain/)
 
-EPOCH_SPLIT = pytest.mark.xfail(strict=True, reason="open: the epoch's stake checks (issue 10)")
 
 
 def _state(stake: torch.Tensor) -> object:
@@ -316,7 +315,6 @@ def _state(stake: torch.Tensor) -> object:
     return SubnetState(weights=weights, stake=stake)
 
 
-@EPOCH_SPLIT
 def test_fast_epoch_pays_with_stakes_whose_sum_overflows():
     huge = mt.yuma.epoch(_state(torch.tensor([1e308, 1e308, 1.7e308], dtype=torch.float64)), emission=1000, exact=False)
     small = mt.yuma.epoch(_state(torch.tensor([1.0, 1.0, 1.7], dtype=torch.float64)), emission=1000, exact=False)
@@ -324,7 +322,6 @@ def test_fast_epoch_pays_with_stakes_whose_sum_overflows():
     assert torch.equal(huge.emission, small.emission)
 
 
-@EPOCH_SPLIT
 def test_integer_stake_bound_is_exact():
     # 2**61 - 1 fits the documented bound (sum below 2**61) but reads as 2**61 in float64
     result = mt.yuma.epoch(_state(torch.tensor([2**61 - 1, 0, 0])), emission=1000)

@@ -17,6 +17,7 @@ from torch import Tensor
 
 from ..._constants import U16_MAX
 from ..._intmath import INT64_MAX
+from ..._scaling import scale_down_rows
 from ...consensus import weighted_median, weighted_median_fixed
 from ...errors import DTypeError
 from ...money.apportion import apportion
@@ -374,6 +375,8 @@ class _Float:
         return self.normalize_(values.to(self.dtype, copy=True).masked_fill_(drop, 0), dim=dim)
 
     def stake_proportions(self, raw: Tensor, valid: Tensor) -> Tensor:
+        if raw.is_floating_point():  # scaled by a power of two first: a row sum cannot overflow
+            raw = scale_down_rows(raw.to(torch.float64))[0]
         return self.normalize(raw.to(self.dtype))
 
     def descending_order(self, stake: Tensor) -> Tensor:

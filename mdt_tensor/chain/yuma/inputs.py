@@ -80,8 +80,12 @@ def _stake_values(t: Tensor, name: str, n: int) -> None:
     check_finite(t, name)
     check_non_negative(t, name)
     if not t.is_floating_point():
+        # an exact int64 test in two halves (neither half's sum can overflow for n <= 2**16)
+        wide = t.to(torch.int64)
+        high, low = (wide >> 32).sum(-1), (wide & 0xFFFFFFFF).sum(-1)
+        over = (high >= 2**29) | ((high.clamp(max=2**29) << 32) + low >= 2**61)
         sums = t.to(torch.float64).sum(-1).reshape(-1)  # subnets numbered in the flattened batch
-        bad = first_index(sums >= 2.0**61)
+        bad = first_index(over.reshape(-1))
         if bad is not None:
             raise ValueRangeError(
                 f"Expected the integer `{name}` of each subnet to sum below 2**61, but subnet {bad} sums to "
