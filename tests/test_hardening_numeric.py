@@ -332,3 +332,30 @@ def test_integer_stake_bound_is_exact():
 def test_fixed_column_ops_refuse_inputs_without_columns(op):
     with pytest.raises(mt.ShapeError):
         getattr(mt, op)(torch.tensor([5]))
+
+
+def test_activity_cutoff_near_the_int64_limit_keeps_uids_active():
+    weights = torch.tensor([[0, 65535, 0], [0, 65535, 0], [65535, 0, 0]])
+    late = 2**63 - 10
+    near = mt.yuma.SubnetState(weights, torch.tensor([10, 10, 10]), last_update=torch.full((3,), late), block=late + 5)
+    early = mt.yuma.SubnetState(weights, torch.tensor([10, 10, 10]), last_update=torch.full((3,), 1000), block=1005)
+    assert mt.yuma.epoch(near).active.tolist() == mt.yuma.epoch(early).active.tolist() == [True, True, True]
+
+
+def test_an_empty_update_stack_is_a_shape_error():
+    state = mt.yuma.SubnetState(torch.tensor([[0, 65535], [65535, 0]]), torch.tensor([1, 1]))
+    with pytest.raises(mt.ShapeError):
+        mt.yuma.run_epochs(state, torch.zeros(0, 2, 2, dtype=torch.int64))
+
+
+def test_a_huge_subnet_is_refused_before_allocating():
+    huge = torch.zeros(1, 1, dtype=torch.int64).expand(300_000, 300_000)  # 720 GB as int64
+    with pytest.raises(mt.ValueRangeError):
+        mt.yuma.epoch(mt.yuma.SubnetState(huge, torch.zeros(300_000)))
+
+
+def test_tiny_float_stakes_pay_like_their_scaled_up_copy():
+    weights = torch.tensor([[0, 65535, 0], [0, 65535, 0], [65535, 0, 0]])
+    tiny = mt.yuma.epoch(mt.yuma.SubnetState(weights, torch.tensor([1e-310, 1e-310, 2e-310], dtype=torch.float64)))
+    unit = mt.yuma.epoch(mt.yuma.SubnetState(weights, torch.tensor([1.0, 1.0, 2.0], dtype=torch.float64)))
+    assert torch.equal(tiny.emission, unit.emission) and int(tiny.dust) == int(unit.dust)

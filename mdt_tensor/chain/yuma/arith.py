@@ -171,11 +171,16 @@ def _quantize_stake(stake: Tensor, valid: Tensor) -> Tensor:
         return stake
     top_bits = 60 - max(stake.shape[-1] - 1, 1).bit_length()
     w = stake.to(torch.float64)
-    largest = w.amax(-1, keepdim=True).contiguous()
-    exponent = ((largest.view(torch.int64) >> 52) & 0x7FF) - 1023  # floor(log2(largest))
-    shift = (top_bits - 1 - exponent).clamp(-1000, 1000)
-    scale = ((shift + 1023) << 52).view(torch.float64)
-    return torch.floor(w * scale).to(torch.int64)
+    largest = w.amax(-1, keepdim=True)
+    exponent = torch.frexp(largest).exponent.to(torch.int64) - 1  # floor(log2(largest)), subnormals too
+    shift = top_bits - 1 - exponent  # up to ~1130 for subnormal stakes: applied in two exact halves
+    half = shift // 2
+    return torch.floor(w * _power_of_two(half) * _power_of_two(shift - half)).to(torch.int64)
+
+
+def _power_of_two(exponent: Tensor) -> Tensor:
+    """``2.0 ** exponent`` exactly, built from the float64 exponent bits (``|exponent| <= 1022``)."""
+    return ((exponent + 1023) << 52).view(torch.float64)
 
 
 def _normalize_exact(x: Tensor, dim: int = -1) -> Tensor:

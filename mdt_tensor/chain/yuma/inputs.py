@@ -18,7 +18,7 @@ import torch
 from torch import Tensor
 
 from ..._array import ArrayOrigin, as_tensor, check_same_device, is_array
-from ..._validation import check_finite, check_in_range, check_non_negative, check_u16, first_index
+from ..._validation import check_alloc, check_finite, check_in_range, check_non_negative, check_u16, first_index
 from ...errors import DTypeError, ShapeError, ValueRangeError
 from .types import _INT_FIELDS, SubnetState, YumaParams
 
@@ -185,6 +185,7 @@ def _prepare(state: SubnetState, validate: bool) -> _Inputs:
     if weights_raw.ndim < 2 or weights_raw.shape[-1] != weights_raw.shape[-2]:
         raise ShapeError(f"Expected `weights` of shape (*, n, n), but got shape {tuple(weights_raw.shape)}.")
     batch_shape, n, device = tuple(weights_raw.shape[:-2]), weights_raw.shape[-1], weights_raw.device
+    check_alloc((*batch_shape, n, n), torch.int64, device, "weights")  # before any (b, n, n) copy
     given = {spec.name: weights_raw if spec.name == "weights" else getattr(state, spec.name) for spec in _FIELDS}
     t = {
         spec.name: _read(spec, given[spec.name], batch_shape, n, device, validate)
@@ -253,7 +254,7 @@ def _updates_array(weight_updates: Any, x: _Inputs, validate: bool) -> Tensor:
         raise ShapeError(f"Expected `weight_updates` of shape (T, *{shape}), but got shape {tuple(w.shape)}.")
     if validate:
         check_u16(w, "weight_updates")
-    return w.reshape(w.shape[0], -1, x.n, x.n)
+    return w.reshape(w.shape[0], math.prod(x.batch_shape), x.n, x.n)
 
 
 def _iter_updates(weight_updates: Any, x: _Inputs, validate: bool) -> tuple[Iterator[Tensor], int | None]:

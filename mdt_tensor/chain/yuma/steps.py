@@ -93,7 +93,7 @@ def _is(value: Any, constant: Any) -> bool:
 def _activity(c: _Epoch) -> Tensor:
     """Steps 1-2: uids whose last update is within the activity cutoff (the outdated mask comes with the weights)."""
     x = c.x
-    return (x.last_update + c.p.activity_cutoff >= x.block) & x.valid
+    return (x.last_update >= x.block - c.p.activity_cutoff) & x.valid  # no int64 overflow near 2**63
 
 
 def _stake(c: _Epoch) -> Tensor:
