@@ -4,8 +4,8 @@ The public API is flat (``mt.normalize_weights``, ``mt.weighted_median``, ``mt.B
 the epoch lives in ``mt.yuma`` (``mt.yuma.epoch``, ``mt.yuma.run_epochs``), the fixed-point
 arithmetic in ``mt.fixed``. Tensor functions accept torch, numpy and CuPy arrays and return the
 caller's array type on the caller's device. The async layer (``mt.aio``: aiohttp, tenacity),
-the memory utilities (``mt.memory``: psutil) and the weight feeder (``mt.feed``) load on first
-use of one of their names.
+the memory utilities (``mt.memory``: psutil), the weight feeder (``mt.feed``), ``mt.io``,
+``mt.distributed`` and ``mt.studio`` load on first use of one of their names.
 """
 
 import importlib
