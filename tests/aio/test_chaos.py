@@ -28,7 +28,6 @@ per test directly.
 from __future__ import annotations
 
 import asyncio
-import heapq
 import itertools
 import os
 import random
@@ -38,6 +37,7 @@ from typing import Any
 
 import pytest
 
+from tests.aio.virtual_time import VirtualTime
 from mdt_tensor.aio.breaker import CircuitBreaker, CircuitState
 from mdt_tensor.aio.lru import MISSING, LRUCache
 from mdt_tensor.aio.pool import ConnectionPool
@@ -80,41 +80,6 @@ def _where(task: asyncio.Task[Any]) -> str:
             chain.append(f"{frame.f_code.co_name}:{frame.f_lineno}")
         coro = coro.cr_await
     return " > ".join(chain) + f" > {coro!r}"
-
-
-class VirtualTime:
-    """A fake clock and ``sleep``: time jumps to the next wake-up once every task is blocked."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-        self._sleepers: list[tuple[float, int, asyncio.Future[None]]] = []
-        self._seq = itertools.count()
-
-    def clock(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        heapq.heappush(self._sleepers, (self.now + max(0.0, seconds), next(self._seq), future))
-        await future
-
-    async def run(self, tasks: list[asyncio.Task[Any]], max_steps: int = 100_000) -> None:
-        """Advance time until every task is done."""
-        for _ in range(max_steps):
-            await settle()
-            if all(t.done() for t in tasks):
-                return
-            while self._sleepers and self._sleepers[0][2].done():
-                heapq.heappop(self._sleepers)
-            if not self._sleepers:
-                await settle(50)  # callbacks chains (wait, gather) take a few more rounds
-                if all(t.done() for t in tasks):
-                    return
-            assert self._sleepers, "tasks blocked with nobody sleeping: a caller is stuck"
-            wake, _, future = heapq.heappop(self._sleepers)
-            self.now = max(self.now, wake)
-            future.set_result(None)
-        raise AssertionError("virtual time ran out of steps")
 
 
 # ---------------------------------------------------------------------------------------------------

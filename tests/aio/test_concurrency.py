@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import heapq
 import inspect
-import itertools
 import logging
 import multiprocessing
 import os
@@ -16,6 +14,7 @@ import types
 
 import pytest
 
+from tests.aio.virtual_time import VirtualTime
 from mdt_tensor.aio.executors import ParallelProcessor, ThreadPoolExecutor
 from mdt_tensor.aio.loop import optimize_async_loop, run_async
 from mdt_tensor.aio.ratelimit import AsyncRateLimiter
@@ -29,35 +28,6 @@ pytestmark = pytest.mark.timeout(30)
 async def settle(rounds: int = 10) -> None:
     for _ in range(rounds):
         await asyncio.sleep(0)
-
-
-class VirtualTime:
-    """A fake clock and ``sleep``: time jumps to the next wake-up once every task is blocked."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-        self._sleepers: list[tuple[float, int, asyncio.Future[None]]] = []
-        self._seq = itertools.count()
-
-    def clock(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        heapq.heappush(self._sleepers, (self.now + max(0.0, seconds), next(self._seq), future))
-        await future
-
-    async def run_until(self, end: float) -> None:
-        while True:
-            await settle()
-            while self._sleepers and self._sleepers[0][2].done():
-                heapq.heappop(self._sleepers)
-            if not self._sleepers or self._sleepers[0][0] > end:
-                self.now = end
-                return
-            wake, _, future = heapq.heappop(self._sleepers)
-            self.now = wake
-            future.set_result(None)
 
 
 # ---------------------------------------------------------------------------------------------------
