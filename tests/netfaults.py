@@ -15,14 +15,32 @@ from __future__ import annotations
 import asyncio
 import socket
 import struct
-from typing import Literal
+from typing import Any, Literal, Self
 
 from aiohttp import web
 
 RawMode = Literal["garbage", "bad_header", "reset", "close", "silent"]
 
 
-class FaultServer:
+class LoopbackApp:
+    """An aiohttp ``app`` served on 127.0.0.1 at a free port while the ``async with`` block runs."""
+
+    def __init__(self, app: web.Application, *, shutdown_timeout: float, **runner_options: Any) -> None:
+        self._runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=shutdown_timeout, **runner_options)
+        self.port = 0
+
+    async def __aenter__(self) -> Self:
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._runner.cleanup()
+
+
+class FaultServer(LoopbackApp):
     """An aiohttp server on 127.0.0.1 with fault-injecting routes.
 
     Routes:
@@ -47,18 +65,7 @@ class FaultServer:
         app.router.add_get("/slow-body/{ms}", self._slow_body)
         app.router.add_get("/abort", self._abort)
         app.router.add_get("/concurrent/{ms}", self._concurrent)
-        self._runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=0.1)
-        self.port = 0
-
-    async def __aenter__(self) -> FaultServer:
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self._runner.cleanup()
+        super().__init__(app, shutdown_timeout=0.1)
 
     def url(self, path: str) -> str:
         return f"http://127.0.0.1:{self.port}{path}"

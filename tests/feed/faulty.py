@@ -13,6 +13,8 @@ import struct
 import numpy as np
 from aiohttp import web
 
+from tests.netfaults import LoopbackApp
+
 
 def binary_row(values: np.ndarray, *, version: int = 1, dtype: int = 1, n: int | None = None) -> bytes:
     """The documented binary form, written out by hand."""
@@ -20,7 +22,7 @@ def binary_row(values: np.ndarray, *, version: int = 1, dtype: int = 1, n: int |
     return b"MDTW" + struct.pack("<BBHI", version, dtype, 0, count) + struct.pack(f"<{len(values)}H", *values.tolist())
 
 
-class FaultyWeights:
+class FaultyWeights(LoopbackApp):
     """Routes (``{uid}`` picks the row of ``weights``):
 
     good, good.json, slow (answers after ``slow_s``), fail (503), flaky (503 on the first request
@@ -44,18 +46,7 @@ class FaultyWeights:
             app.router.add_get(rf"/{kind}/{{uid:\d+}}", self._handler(kind))
         for kind in ("good", "nan", "neg", "range", "frac"):
             app.router.add_get(rf"/{kind}/{{uid:\d+}}.json", self._handler(kind + ".json"))
-        self._runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=0.05, access_log=None)
-        self.port = 0
-
-    async def __aenter__(self) -> FaultyWeights:
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self._runner.cleanup()
+        super().__init__(app, shutdown_timeout=0.05, access_log=None)
 
     def url(self, kind: str, uid: int) -> str:
         if kind.endswith(".json"):
