@@ -162,6 +162,21 @@ def _select(values: Tensor, stake: Tensor, included: Tensor, minority: Tensor) -
     return _select_torch(values, stake, included, minority)
 
 
+def _select_with_zero_votes(
+    values: Tensor, stake: Tensor, included: Tensor, minority: Tensor, zero_mass: Tensor, zero_voters: Tensor
+) -> Tensor:
+    """``_select`` with more included rows, voting 0 in every column, given only by their stake.
+
+    ``zero_mass (B,)``: their stake; ``zero_voters (B,)``: whether there are any. For
+    non-negative values (the epoch's weights, which leave out validators whose rows are all
+    zero): those votes sort first, so the answer is 0 where they reach past the minority and
+    otherwise the rows' answer with the minority lowered by their stake. The same decisions
+    as on the full matrix.
+    """
+    answer = _select(values, stake, included, minority - zero_mass)
+    return answer.masked_fill_((zero_voters & (zero_mass > minority)).unsqueeze(-1), 0)
+
+
 def _broadcast(error: str, *shapes: tuple[int, ...]) -> torch.Size:
     """``np.broadcast_shapes`` as a ``torch.Size``, or a ShapeError saying ``error``.
 

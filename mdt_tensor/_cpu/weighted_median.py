@@ -8,6 +8,8 @@ column block by column block on the shared thread pool. Why it is shaped this wa
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import torch
 from torch import Tensor
@@ -18,6 +20,8 @@ __all__ = ["row_index_bits", "numpy_encoding", "select_numpy"]
 
 #: Key elements per block of columns: 256 columns of 256 rows, so the transposed read stays in cache.
 BLOCK_ELEMENTS = 1 << 16
+#: Keys per slab of small matrices sorted together (``_median_slab``).
+SLAB_ELEMENTS = 1 << 16
 #: The bits of +inf: above every finite weight, the key of excluded rows of float32 weights.
 EXCLUDED_FLOAT_KEY = 0x7FF0000000000000
 
@@ -122,8 +126,70 @@ def _median_block(
     out[start:stop] = values[ranks[lanes, position], start + lanes]
 
 
+def _slab_keys(slab: np.ndarray, included: np.ndarray, encoding: Encoding) -> np.ndarray:
+    """The sorted order keys ``(k, N, V)`` of a slab of matrices ``(k, V, N)``, every row in place.
+
+    Excluded rows take the excluded key (after every value, in row order). Returns the rows of
+    each rank (the float64 encoding argsorts, with +inf for excluded rows).
+    """
+    k, rows, columns = slab.shape
+    kind, offset, excluded_key = encoding
+    columns_first = slab.transpose(0, 2, 1)
+    if kind == "float64":
+        keys_f = np.empty((k, columns, rows), dtype=np.float64)
+        np.copyto(keys_f, columns_first)
+        np.copyto(keys_f, np.inf, where=~included[:, None, :])
+        return np.argsort(keys_f, axis=-1)  # ties in any order
+    row_bits = row_index_bits(rows)
+    keys = np.empty((k, columns, rows), dtype=np.int64)
+    if kind == "float32":
+        np.copyto(keys.view(np.float64), columns_first)  # exact widening; the low 29 bits are zero
+    else:
+        np.subtract(columns_first, offset, out=keys)
+        np.left_shift(keys, row_bits, out=keys)
+    row_index = np.arange(rows, dtype=np.int64)
+    np.bitwise_or(keys, row_index, out=keys)
+    np.copyto(keys, excluded_key | row_index, where=~included[:, None, :])
+    keys.sort(axis=-1)
+    np.bitwise_and(keys, (1 << row_bits) - 1, out=keys)
+    return keys
+
+
+def _median_slab(
+    values: np.ndarray,
+    stake: np.ndarray,
+    included: np.ndarray,
+    counts: np.ndarray,
+    minority: np.ndarray,
+    encoding: Encoding,
+    start: int,
+    stop: int,
+    out: np.ndarray,
+) -> None:
+    """Matrices ``start:stop`` of ``values (B, V, N)`` at once: sort keys, cumulate stake, pick.
+
+    For batches of small matrices whose rows are mostly included (the epoch's validator rows):
+    one set of numpy calls serves many matrices instead of one each.
+    """
+    slab = values[start:stop]
+    k, rows, columns = slab.shape
+    ranks = _slab_keys(slab, included[start:stop], encoding)
+    offsets = (np.arange(k, dtype=np.int64) * rows)[:, None, None]
+    cumulative = np.take(stake[start:stop].reshape(-1), ranks + offsets)  # excluded rows hold 0 stake
+    np.cumsum(cumulative, axis=-1, out=cumulative)
+    position = np.count_nonzero(cumulative <= minority[start:stop, None, None], axis=-1)
+    np.minimum(position, np.maximum(counts[start:stop] - 1, 0)[:, None], out=position)
+    answer_rows = np.take_along_axis(ranks, position[..., None], axis=-1)  # (k, N, 1)
+    picked = np.take_along_axis(slab, answer_rows.transpose(0, 2, 1), axis=1)[:, 0, :]
+    out[start:stop] = np.where(counts[start:stop, None] > 0, picked, 0)
+
+
 def select_numpy(values: Tensor, stake: Tensor, included: Tensor, minority: Tensor, encoding: Encoding) -> Tensor:
     """``consensus._select_torch`` on CPU tensors: the weighted median ``(B, N)`` of ``values (B, V, N)``.
+
+    Small matrices whose rows are mostly included (the epoch's validator rows) go in slabs of
+    several matrices at once (``_median_slab``: one set of numpy calls for many matrices); the
+    others one by one, on their included rows only, in column blocks (``_median_block``).
 
     Args:
         stake: ``(B, V)`` stake of the included rows (0 elsewhere), float64 or int64 bits.
@@ -133,28 +199,62 @@ def select_numpy(values: Tensor, stake: Tensor, included: Tensor, minority: Tens
     """
     batch, rows, columns = values.shape
     out = torch.zeros((batch, columns), dtype=values.dtype)
-    counts = included.sum(-1).tolist()
-    if rows == 0 or columns == 0 or not any(counts):
+    if rows == 0 or columns == 0 or batch == 0:
         return out
-    values_np, stake_all, included_np, out_np = values.numpy(), stake.numpy(), included.numpy(), out.numpy()
-    minority_list = minority.tolist()
-    tasks = []
-    for b in range(batch):  # blocks of columns of every matrix: the units of work of the pool
-        count = counts[b]
-        if count == 0:
-            continue
-        # Only the included rows are sorted (in the epoch: the validators, often a small part).
-        matrix, matrix_stake = values_np[b], stake_all[b]
-        if count < rows:
-            kept = np.flatnonzero(included_np[b])
-            matrix, matrix_stake = matrix[kept], matrix_stake[kept]
-        padded = _layout(count)[2]
-        padded_stake = np.zeros(padded, dtype=stake_all.dtype)
-        padded_stake[:count] = matrix_stake
-        padding_rows = np.arange(count, padded, dtype=np.int64)
-        step = max(1, min(columns, BLOCK_ELEMENTS // padded))
-        for start in range(0, columns, step):
-            tasks.append((matrix, padded_stake, padding_rows, count, minority_list[b], encoding,
-                          start, min(start + step, columns), out_np[b]))
-    run_blocks(_median_block, tasks)
+    values_np, stake_np, included_np, out_np = values.numpy(), stake.numpy(), included.numpy(), out.numpy()
+    minority_np = minority.numpy()
+    counts = included_np.sum(-1)
+    in_slabs = (counts * 2 > rows) & (rows * columns <= SLAB_ELEMENTS)
+    tasks: list[tuple[Any, ...]] = []
+    for b in np.flatnonzero(~in_slabs & (counts > 0)).tolist():
+        tasks += _block_tasks(values_np[b], stake_np[b], included_np[b], int(counts[b]), minority_np[b], encoding, out_np[b])
+    slabs = np.flatnonzero(in_slabs)
+    if slabs.size == batch:
+        tasks += _slab_tasks(values_np, stake_np, included_np, counts, minority_np, encoding, out_np)
+        run_blocks(_median_task, tasks)
+    elif slabs.size:  # the slab matrices gathered, so that a slab is one contiguous run
+        result = np.empty((slabs.size, columns), dtype=out_np.dtype)
+        tasks += _slab_tasks(values_np[slabs], stake_np[slabs], included_np[slabs], counts[slabs], minority_np[slabs],
+                             encoding, result)
+        run_blocks(_median_task, tasks)
+        out_np[slabs] = result
+    else:
+        run_blocks(_median_task, tasks)
     return out
+
+
+def _median_task(function: Any, *arguments: Any) -> None:
+    function(*arguments)
+
+
+def _block_tasks(
+    matrix: np.ndarray, stake: np.ndarray, included: np.ndarray, count: int, minority: Any, encoding: Encoding,
+    out: np.ndarray,
+) -> list[tuple[Any, ...]]:
+    """Column blocks of one matrix, its included rows only (in the epoch: the validators)."""
+    rows, columns = matrix.shape
+    if count < rows:
+        kept = np.flatnonzero(included)
+        matrix, stake = matrix[kept], stake[kept]
+    padded = _layout(count)[2]
+    padded_stake = np.zeros(padded, dtype=stake.dtype)
+    padded_stake[:count] = stake
+    padding_rows = np.arange(count, padded, dtype=np.int64)
+    step = max(1, min(columns, BLOCK_ELEMENTS // padded))
+    return [
+        (_median_block, matrix, padded_stake, padding_rows, count, minority, encoding, start, min(start + step, columns), out)
+        for start in range(0, columns, step)
+    ]
+
+
+def _slab_tasks(
+    values: np.ndarray, stake: np.ndarray, included: np.ndarray, counts: np.ndarray, minority: np.ndarray,
+    encoding: Encoding, out: np.ndarray,
+) -> list[tuple[Any, ...]]:
+    """Slabs of whole matrices, about ``SLAB_ELEMENTS`` keys each."""
+    batch, rows, columns = values.shape
+    step = max(1, SLAB_ELEMENTS // (rows * columns))
+    return [
+        (_median_slab, values, stake, included, counts, minority, encoding, start, min(start + step, batch), out)
+        for start in range(0, batch, step)
+    ]

@@ -338,6 +338,45 @@ def test_exact_padded_batch_of_different_sizes_matches_reference(data: st.DataOb
         assert _ints(_field(result, "dust")[b]) in (ref["dust"], ref["payout_dust"])
 
 
+def _silence(case: Case, silent: list[bool]) -> Case:
+    """The case with the weights and bonds rows of the ``silent`` uids emptied (their stake kept):
+    validators that hold a permit but set no weights, which the epoch leaves out of its matrices."""
+    n = len(case.stake)
+    weights = [[0] * n if quiet else row for row, quiet in zip(case.weights, silent)]
+    bonds = [[0] * n if quiet else row for row, quiet in zip(case.bonds, silent)]
+    return dataclasses.replace(case, weights=weights, bonds=bonds)
+
+
+@settings(suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(st.data())
+def test_exact_epoch_with_silent_validators_matches_reference(data: st.DataObject) -> None:
+    """Staked, permitted uids with empty weights and bonds rows (the epoch computes on the other
+    rows only and lets their stake vote 0 in the consensus): still the reference's bits, kappa
+    edges included."""
+    case = data.draw(case_strategy())
+    n = len(case.stake)
+    silent = data.draw(st.lists(mostly(st.booleans(), st.just(True), 50), min_size=n, max_size=n))
+    case = _silence(case, silent)
+    event(f"silent uids: {sum(silent)} of {n}")
+    _assert_exact(_run([case]), case.reference(), case)
+
+
+@settings(suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large], max_examples=25)
+@given(st.data())
+def test_exact_batch_with_different_silent_validators_equals_reference(data: st.DataObject) -> None:
+    """Subnets with different numbers of rows left to compute, in one batch: each equals its reference."""
+    n = data.draw(st.integers(2, 10))
+    params = data.draw(params_strategy())
+    cases = []
+    for _ in range(3):
+        case = data.draw(case_strategy(n=n, params=params))
+        silent = data.draw(st.lists(st.booleans(), min_size=n, max_size=n))
+        cases.append(dataclasses.replace(_silence(case, silent), emission=10**9, previous_consensus=None))
+    result = _run(cases)
+    for b, case in enumerate(cases):
+        _assert_exact(result, case.reference(), case, (b,))
+
+
 @pytest.mark.cuda
 @settings(suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large], max_examples=20)
 @given(case_strategy())

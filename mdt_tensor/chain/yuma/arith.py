@@ -18,13 +18,14 @@ from torch import Tensor
 from ..._constants import U16_MAX
 from ..._intmath import INT64_MAX
 from ..._scaling import scale_down_rows
-from ...consensus import weighted_median, weighted_median_fixed
+from ...consensus import _select, _select_with_zero_votes
 from ...errors import DTypeError
 from ...money.apportion import apportion
 from ..fixed import (
     fx_bonds_ema_alpha,
     fx_exp_safe,
     fx_from_u16_proportion,
+    fx_normalize,
     fx_to_float,
     fx_to_u16,
     normalize_i64f64_to_i32f32,
@@ -191,6 +192,18 @@ def _normalize_exact(x: Tensor, dim: int = -1) -> Tensor:
     return _div_fx(x, x.sum(dim, keepdim=True))  # a zero sum means x is all zero: 0 stays 0
 
 
+def _rows_median(weights: Tensor, stake: Tensor, included: Tensor, minority: Tensor, rows: Tensor | None) -> Tensor:
+    """The weighted median of the computed rows ``(b, r, n)``; the stake of the uids left out
+    (rows of zeros: see ``steps._live_rows``) votes 0 in every column."""
+    if rows is None:
+        return _select(weights, stake, included, minority)
+    left_out = included.scatter(-1, rows, False)
+    zero_mass = stake.masked_fill(~left_out, 0).sum(-1)
+    return _select_with_zero_votes(
+        weights, stake.gather(-1, rows), included.gather(-1, rows), minority, zero_mass, left_out.any(-1)
+    )
+
+
 # ------------------------------------------------------------------------------ payouts
 
 
@@ -263,9 +276,14 @@ class _Exact:
         uids = torch.arange(n, device=stake.device)
         return torch.argsort(stake * n + uids, dim=-1, descending=True)
 
-    def weighted_median(self, weights: Tensor, stake: Tensor, kappa: IntParam) -> Tensor:
-        """``weighted_median_col_sparse`` on I32F32 bits (the consensus module's closed form)."""
-        return weighted_median_fixed(weights, stake, kappa, validate=False)
+    def weighted_median(self, weights: Tensor, stake: Tensor, kappa: IntParam, rows: Tensor | None) -> Tensor:
+        """``weighted_median_col_sparse`` on I32F32 bits (``consensus.weighted_median_fixed``'s closed form).
+
+        ``weights``: the computed rows ``(b, r, n)``; ``stake``: every uid's ``(b, n)``;
+        ``rows``: the uid of each row (None: all). The chain renormalises the positive stake.
+        """
+        share = fx_normalize(stake.clamp(min=0))
+        return _rows_median(weights, share, stake > 0, share.sum(-1) - kappa, rows)
 
     def vec_mat(self, v: Tensor, m: Tensor) -> Tensor:
         """``sum_i v_i * m_ij``: ``(b, n)`` x ``(b, n, n)`` -> ``(b, n)``."""
@@ -389,8 +407,12 @@ class _Float:
         n = stake.shape[-1]
         return (n - 1) - torch.sort(stake.flip(-1), dim=-1, descending=True, stable=True).indices
 
-    def weighted_median(self, weights: Tensor, stake: Tensor, kappa: float | Tensor) -> Tensor:
-        return weighted_median(weights, stake, kappa, validate=False)
+    def weighted_median(self, weights: Tensor, stake: Tensor, kappa: float | Tensor, rows: Tensor | None) -> Tensor:
+        """As ``consensus.weighted_median``: float64 stake sums, scaled by a power of two first."""
+        included = stake > 0
+        positive = scale_down_rows(stake.to(torch.float64).masked_fill(~included, 0))[0]
+        total = positive.sum(-1)
+        return _rows_median(weights, positive, included, total - kappa * total, rows)
 
     def vec_mat(self, v: Tensor, m: Tensor) -> Tensor:
         return torch.matmul(v.unsqueeze(-2), m).squeeze(-2)

@@ -31,12 +31,12 @@ class _Inputs:
 
     batch_shape: tuple[int, ...]
     origin: ArrayOrigin
-    weights: Tensor  # (b, n, n) int64 u16
+    weights: Tensor  # (b, n, n) u16 values, int64 (the runner: int16 / int32)
     stake: Tensor  # (b, n) int64 or float64 raw stake
     last_update: Tensor  # (b, n) int64
     block_at_registration: Tensor  # (b, n) int64
     validator_permit: Tensor | None  # (b, n) bool
-    bonds: Tensor  # (b, n, n) int64 u16
+    bonds: Tensor  # (b, n, n) u16 values in an integer dtype (uint8 zeros when none were given)
     block: Tensor  # (b, 1) int64
     owner_uid: Tensor  # (b, 1) int64
     valid: Tensor  # (b, n) bool
@@ -232,8 +232,8 @@ def _fill_defaults(t: dict[str, Tensor], b: int, n: int, device: torch.device) -
         t["last_update"] = t["block"].expand(-1, n).clone()
     if "block_at_registration" not in t:
         t["block_at_registration"] = torch.zeros_like(t["last_update"])
-    if "bonds" not in t:
-        t["bonds"] = torch.zeros_like(t["weights"])
+    if "bonds" not in t:  # no bonds: zeros in the narrowest dtype (every step widens what it reads)
+        t["bonds"] = torch.zeros(t["weights"].shape, dtype=torch.uint8, device=device)
     if "n_valid" not in t:
         t["n_valid"] = torch.full_like(t["owner_uid"], n)
 

@@ -54,6 +54,32 @@ class _Epoch:
     ops: Ops
     sparse: bool  # the production path (``epoch_mechanism``), not the dense test path
     is_owner: Tensor  # (b, n); owner -1 matches nobody
+    #: (b, r): the uid of each row of the (b, r, n) matrices the epoch computes on, or None when
+    #: they are all n rows (see ``_live_rows``).
+    rows: Tensor | None = None
+
+    def row_values(self, v: Tensor) -> Tensor:
+        """A per-uid vector ``(b, n)`` read at the computed rows: ``(b, r)``."""
+        return v if self.rows is None else v.gather(-1, self.rows)
+
+    def row_matrix(self, m: Tensor) -> Tensor:
+        """The computed rows ``(b, r, n)`` of a ``(b, n, n)`` matrix (whole rows copied at once)."""
+        if self.rows is None:
+            return m
+        b, r = self.rows.shape
+        return m.reshape(b * m.shape[-2], m.shape[-1]).index_select(0, self.flat_rows()).view(b, r, m.shape[-1])
+
+    def flat_rows(self) -> Tensor:
+        """The computed rows as indices into the ``(b * n, n)`` view of a ``(b, n, n)`` matrix."""
+        assert self.rows is not None
+        offsets = torch.arange(0, self.rows.shape[0] * self.x.n, self.x.n, device=self.rows.device)
+        return (self.rows + offsets.unsqueeze(-1)).reshape(-1)
+
+    def uid_values(self, v: Tensor) -> Tensor:
+        """A per-row vector ``(b, r)`` back in uid order ``(b, n)``; the rows not computed are 0."""
+        if self.rows is None:
+            return v
+        return v.new_zeros((v.shape[0], self.x.n)).scatter_(-1, self.rows, v)
 
 
 def _reset_bonds(x: _Inputs, p: YumaParams) -> _Inputs:
@@ -76,8 +102,8 @@ def _commit_reveal_mask(c: _Epoch, keep: Tensor) -> None:
     x = c.x
     if not (c.sparse and c.p.commit_reveal_weights_enabled) or x.commit_block is None:
         return
-    committed = (x.commit_block >= 0).unsqueeze(-1)
-    keep &= ~(committed & (x.commit_block.unsqueeze(-1) < x.block_at_registration.unsqueeze(-2)))
+    commit_block = c.row_values(x.commit_block).unsqueeze(-1)
+    keep &= ~((commit_block >= 0) & (commit_block < x.block_at_registration.unsqueeze(-2)))
 
 
 def _cell(value: Any) -> Any:
@@ -126,6 +152,26 @@ def _active_stake(c: _Epoch, stake: Tensor, active: Tensor, old_permit: Tensor) 
     return c.ops.normalize(torch.where(active & old_permit, stake, zero))
 
 
+def _live_rows(x: _Inputs, old_permit: Tensor) -> Tensor | None:
+    """The rows of W and B that can hold anything: ``(b, r)`` uids, or None when all n can.
+
+    A row of W is kept only for an old permit, so only permitted validators that set weights
+    and uids with stored bonds have rows that are not all zero. Every other row of W, B and
+    the clipped weights is 0, adds nothing to a sum over validators and stores empty bonds;
+    its stake only votes 0 in the consensus (``arith._rows_median`` adds it there as one mass).
+    The epoch therefore runs on the ``r`` rows that can be non-zero: live rows first in uid
+    order, then the first dead ones of a subnet with fewer (they compute as the zeros they
+    are). Validators that set weights are a small part of a subnet (at most the permits,
+    64 of 256 uids or more on the chain), so this saves the bulk of the epoch's work.
+    Reads ``r`` back (one sync on a GPU).
+    """
+    live = (old_permit & (x.weights.amax(-1) > 0)) | (x.bonds.amax(-1) > 0)  # u16: amax is the fast "any"
+    count = max(1, int(live.sum(-1).max()))
+    if count == x.n:
+        return None
+    return torch.sort((~live).to(torch.uint8), dim=-1, stable=True).indices[:, :count]
+
+
 def _weights(c: _Epoch, old_permit: Tensor) -> tuple[Tensor, Tensor]:
     """Step 7: permit rows, the diagonal (except the owner's on the sparse path), outdated cells; rows normalised.
 
@@ -133,28 +179,35 @@ def _weights(c: _Epoch, old_permit: Tensor) -> tuple[Tensor, Tensor]:
     """
     x = c.x
     # (old_permit already excludes padded rows; padded columns are masked where padding exists)
-    keep = old_permit.unsqueeze(-1) & (x.last_update.unsqueeze(-1) > x.block_at_registration.unsqueeze(-2))
+    last_update = c.row_values(x.last_update)
+    keep = c.row_values(old_permit).unsqueeze(-1) & (last_update.unsqueeze(-1) > x.block_at_registration.unsqueeze(-2))
     if x.padded:
         keep &= x.valid.unsqueeze(-2)
     _commit_reveal_mask(c, keep)
-    diagonal = keep.diagonal(dim1=-2, dim2=-1)  # a view: the rule is applied in place
-    if c.sparse:
-        diagonal &= c.is_owner
+    if c.rows is None:
+        diagonal = keep.diagonal(dim1=-2, dim2=-1)  # a view: the rule is applied in place
+        if c.sparse:
+            diagonal &= c.is_owner
+        else:
+            diagonal.fill_(False)
     else:
-        diagonal.fill_(False)
-    present = keep if x.weights_present is None else keep & x.weights_present
-    return c.ops.normalize_u16(x.weights, ~present, dim=-1), present
+        self_cells = c.rows.unsqueeze(-1) == torch.arange(x.n, device=keep.device)
+        keep &= ~(self_cells & ~c.is_owner.unsqueeze(-2)) if c.sparse else ~self_cells
+    present = keep if x.weights_present is None else keep & c.row_matrix(x.weights_present)
+    return c.ops.normalize_u16(c.row_matrix(x.weights), ~present, dim=-1), present
 
 
 def _consensus(c: _Epoch, weights: Tensor, active_stake: Tensor, in_place: bool) -> tuple[Tensor, Tensor, Tensor]:
     """Steps 8-10: the stake-weighted median consensus, the clipped weights and validator trust.
+
+    ``weights``: the computed rows; ``active_stake``: every uid's ``(b, n)``; the trust is per row.
 
     ``in_place``: the clipped weights may overwrite ``weights`` (never read again).
     """
     kappa: Any = c.ops.const_ratio(c.p.kappa, U16_MAX)  # int bits (exact) or float; or (b, 1)
     if isinstance(kappa, Tensor):
         kappa = kappa.squeeze(-1)  # the median's batch shape (b,)
-    consensus = c.ops.weighted_median(weights, active_stake, kappa)
+    consensus = c.ops.weighted_median(weights, active_stake, kappa, c.rows)
     if in_place:
         clipped = torch.minimum(weights, consensus.unsqueeze(-2), out=weights)
     else:
@@ -193,10 +246,11 @@ def _original_bonds(
 ) -> tuple[Tensor, Tensor]:
     """Step 13, original Yuma: the bonds EMA of stake-weighted bond weights; dividends and stored bonds.
 
-    ``in_place``: ``bond_weights`` may be overwritten (the float path, when nothing reads it again).
+    ``active_stake``: at the computed rows ``(b, r)``; ``in_place``: ``bond_weights`` may be
+    overwritten (the float path, when nothing reads it again).
     """
     ops = c.ops
-    bonds = ops.normalize_u16(c.x.bonds, drop, dim=-2)
+    bonds = ops.normalize_u16(c.row_matrix(c.x.bonds), drop, dim=-2)
     weighed = bond_weights.mul_(active_stake.unsqueeze(-1)) if in_place else ops.mul(active_stake.unsqueeze(-1), bond_weights)
     delta = ops.normalize_(weighed, dim=-2)
     alpha: Any = _cell(ops.bonds_ema_alpha(c.p.bonds_moving_average))
@@ -209,9 +263,12 @@ def _yuma3_bonds(
     c: _Epoch, bond_weights: Tensor, cells: Callable[[], Tensor], drop: Tensor, consensus: Tensor,
     active_stake: Tensor, incentive: Tensor,
 ) -> tuple[Tensor, Tensor]:
-    """Step 13, Yuma 3: the bonds EMA (``compute_bonds_sparse``); dividends and stored bonds."""
+    """Step 13, Yuma 3: the bonds EMA (``compute_bonds_sparse``); dividends and stored bonds.
+
+    ``active_stake``: at the computed rows ``(b, r)``.
+    """
     ops = c.ops
-    bonds = ops.u16_proportion(c.x.bonds.masked_fill(drop, 0))
+    bonds = ops.u16_proportion(c.row_matrix(c.x.bonds).masked_fill(drop, 0))
     ema = _yuma3_ema(c, bond_weights, cells, bonds, consensus)
     ema_norm = ops.normalize(ema, dim=-2)
     per_validator = ops.mul(incentive.unsqueeze(-2), ema_norm).sum(-1)
@@ -276,20 +333,26 @@ def _emission(
 
 
 def _stored_bonds(c: _Epoch, stored: Tensor, new_permit: Tensor, old_permit: Tensor, out: Tensor | None) -> Tensor:
-    """Step 16: the new bonds as u16, rows kept for new permits and emptied otherwise.
+    """Step 16: the new bonds as u16 ``(b, n, n)``, rows kept for new permits and emptied otherwise.
 
-    The dense path leaves the rows of uids that never had a permit untouched. ``stored`` is
-    consumed; ``out``: where to write the result (``(b, n, n)`` int64) instead of a fresh tensor.
+    The dense path leaves the rows of uids that never had a permit untouched. ``stored``
+    (the computed rows) is consumed; ``out``: where to write the result (an integer tensor)
+    instead of a fresh int64 one.
     """
     x = c.x
-    bonds_u16 = c.ops.to_u16_(stored, out=out)
-    bonds_u16.masked_fill_(~new_permit.unsqueeze(-1), 0)
+    bonds_u16 = c.ops.to_u16_(stored, out=out if c.rows is None else None)
+    bonds_u16.masked_fill_(~c.row_values(new_permit).unsqueeze(-1), 0)
     if not c.sparse:
-        untouched = (~new_permit & ~old_permit).unsqueeze(-1)
-        torch.where(untouched, x.bonds.to(bonds_u16.dtype), bonds_u16, out=bonds_u16)
+        untouched = c.row_values(~new_permit & ~old_permit).unsqueeze(-1)
+        torch.where(untouched, c.row_matrix(x.bonds).to(bonds_u16.dtype), bonds_u16, out=bonds_u16)
     if x.padded:
-        bonds_u16.masked_fill_(~(x.valid.unsqueeze(-1) & x.valid.unsqueeze(-2)), 0)
-    return bonds_u16
+        bonds_u16.masked_fill_(~(c.row_values(x.valid).unsqueeze(-1) & x.valid.unsqueeze(-2)), 0)
+    if c.rows is None:
+        return bonds_u16
+    b = bonds_u16.shape[0]
+    full = torch.zeros((b, x.n, x.n), dtype=torch.int64, device=bonds_u16.device) if out is None else out.zero_()
+    full.view(b * x.n, x.n).index_copy_(0, c.flat_rows(), bonds_u16.to(full.dtype).view(-1, x.n))
+    return full  # the rows not computed stay empty
 
 
 def _epoch_core(
@@ -306,23 +369,26 @@ def _epoch_core(
     stake = _stake(c)
     new_permit, old_permit = _permits(c, stake)
     active_stake = _active_stake(c, stake, active, old_permit)
+    c = dataclasses.replace(c, rows=_live_rows(x, old_permit))
+    row_stake = c.row_values(active_stake)
     weights, present = _weights(c, old_permit)
     beta: Any = ops.const_ratio(p.bonds_penalty, U16_MAX)  # int bits (exact) or float
     # The float path's original bonds with beta = 1 never read W after clipping, nor W-bar after
     # weighing it by stake: both steps then run in place on the weights' own tensor.
     in_place = ops.in_place and not p.yuma3 and _is(beta, ops.one)
     consensus, clipped, validator_trust = _consensus(c, weights, active_stake, in_place)
-    incentive = ops.normalize(ops.vec_mat(active_stake, clipped))  # step 11: ranks, incentive
+    incentive = ops.normalize(ops.vec_mat(row_stake, clipped))  # step 11: ranks, incentive
     bond_weights = _bond_weights(c, weights, clipped, beta)
     last_tempo = (x.block - p.tempo).clamp(min=0)
     drop = (last_tempo <= x.block_at_registration).unsqueeze(-2)  # (b, 1, n): bonds of fresh uids
     if x.padded:
-        drop = drop | ~(x.valid.unsqueeze(-1) & x.valid.unsqueeze(-2))
+        drop = drop | ~(c.row_values(x.valid).unsqueeze(-1) & x.valid.unsqueeze(-2))
     if p.yuma3:
         cells = lambda: _bond_cells(c, beta, present, weights, consensus, bond_weights)  # noqa: E731
-        dividends, stored = _yuma3_bonds(c, bond_weights, cells, drop, consensus, active_stake, incentive)
+        dividends, stored = _yuma3_bonds(c, bond_weights, cells, drop, consensus, row_stake, incentive)
     else:
-        dividends, stored = _original_bonds(c, bond_weights, drop, active_stake, incentive, in_place)
+        dividends, stored = _original_bonds(c, bond_weights, drop, row_stake, incentive, in_place)
+    dividends, validator_trust = c.uid_values(dividends), c.uid_values(validator_trust)
     server, validator, chain_emission, dust = _emission(c, incentive, dividends, active_stake, stake, emission, payout)
     return _Core(
         server=server,
