@@ -345,12 +345,16 @@ def _inputs_rows(x: _Inputs, rows: slice) -> _Inputs:
     return dataclasses.replace(x, batch_shape=(len(range(b)[rows]),), **sliced)
 
 
-def _inputs_cat(parts: list[_Inputs], batch_shape: tuple[int, ...]) -> _Inputs:
-    """The blocks of a flat batch joined again (the inverse of ``_inputs_rows``)."""
+def _inputs_cat(parts: list[_Inputs], batch_shape: tuple[int, ...], **whole: Any) -> _Inputs:
+    """The blocks of a flat batch joined again (the inverse of ``_inputs_rows``).
+
+    ``whole``: fields given for the whole batch instead (matrices the caller already holds
+    whole, so that they are not copied block by block).
+    """
     first = parts[0]
     joined: dict[str, Any] = {
         f.name: torch.cat([getattr(part, f.name) for part in parts])
         for f in dataclasses.fields(first)
-        if isinstance(getattr(first, f.name), Tensor) and getattr(first, f.name).ndim
+        if f.name not in whole and isinstance(getattr(first, f.name), Tensor) and getattr(first, f.name).ndim
     }
-    return dataclasses.replace(first, batch_shape=batch_shape, **joined)
+    return dataclasses.replace(first, batch_shape=batch_shape, **joined, **whole)

@@ -12,6 +12,7 @@ import sys
 from collections.abc import Iterable
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -217,16 +218,34 @@ class _StderrProgress:
         sys.stderr.write("\n")
 
 
-#: Bytes of one (b, n, n) working matrix per block of subnets on the CPU: the passes of one epoch
-#: then run over memory that stays in the L2 / L3 caches instead of streaming the whole batch.
-_CPU_BLOCK_BYTES = 1 << 20
+#: Bytes of one (b, r, n) working matrix per block of subnets on the CPU: the passes of one epoch
+#: then run over memory that stays in the caches instead of streaming the whole batch.
+_CPU_BLOCK_BYTES = 4 << 20
 
 
-def _block_rows(b: int, n: int, device: torch.device, itemsize: int) -> int:
-    """Subnets per block: the whole batch on an accelerator, cache-sized blocks on the CPU."""
-    if device.type != "cpu":
+def _block_rows(x: _Inputs, first: Tensor, itemsize: int) -> int:
+    """Subnets per block: the whole batch on an accelerator, cache-sized blocks on the CPU.
+
+    The epoch's matrices hold the rows that can be non-zero (``steps._live_rows``); their count
+    is estimated from the first epoch's weights ``first (b, n, n)`` and the starting bonds.
+    """
+    b, n = first.shape[0], x.n
+    if first.device.type != "cpu":
         return b
-    return max(1, min(b, _CPU_BLOCK_BYTES // (n * n * itemsize)))
+    rows = (first.amax(-1) > 0) | (x.bonds.amax(-1) > 0)  # u16 values: amax is the fast "any"
+    live = max(1, int(rows.sum(-1).max())) if b else 1
+    # 8-byte matrices (the exact path's int64) get half the bytes: it keeps more temporaries
+    # alive at once, and its speed does not depend on the block size here.
+    budget = _CPU_BLOCK_BYTES if itemsize <= 4 else _CPU_BLOCK_BYTES // 2
+    return max(1, min(b, budget // (live * n * itemsize)))
+
+
+def _zeros_int32(shape: tuple[int, ...], device: torch.device) -> Tensor:
+    """A zeroed int32 tensor; on the CPU from numpy's ``calloc``, whose pages stay unwritten until
+    used (the epochs write only their computed rows of bonds) instead of being zeroed up front."""
+    if device.type == "cpu":
+        return torch.from_numpy(np.zeros(shape, dtype=np.int32))
+    return torch.zeros(shape, dtype=torch.int32, device=device)
 
 
 def _stack_results(blocks: list[list[_Core]], x: _Inputs, payout_chain: bool, bonds: Tensor) -> EpochResult:
@@ -298,11 +317,11 @@ def run_epochs(
     total, b = stack.shape[0], stack.shape[1]
     if total == 0:
         raise ShapeError("Expected at least one weight update, but got none.")
-    rows = _block_rows(b, x.n, x.weights.device, 4 if ops.dtype == torch.float32 else 8)
+    rows = _block_rows(x, stack[0], 4 if ops.dtype == torch.float32 else 8)
     starts = range(0, b, rows)
     bar = _progress(total * len(starts), progress)
     # Each epoch writes its u16 bonds straight into the stacked result (int32: half of int64).
-    bonds = torch.empty((total, b, x.n, x.n), dtype=torch.int32, device=x.weights.device)
+    bonds = _zeros_int32((total, b, x.n, x.n), x.weights.device)
     blocks, finals = [], []
     try:
         for start in starts:
@@ -321,8 +340,10 @@ def run_epochs(
     finally:
         if bar is not None:
             bar.close()
-    x = _inputs_cat(finals, x.batch_shape)
-    x = dataclasses.replace(x, bonds=x.bonds.clone())  # the final state does not share the results' memory
+    # The last epoch's weights and bonds, whole (the bonds copied: the final state does not share
+    # the results' memory).
+    x = _inputs_cat(finals, x.batch_shape, weights=stack[-1], bonds=bonds[-1].clone(),
+                    weights_present=x.weights_present)
     return _stack_results(blocks, x, payout == "chain", bonds), _state_from_inputs(x)
 
 

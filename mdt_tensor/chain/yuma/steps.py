@@ -336,8 +336,8 @@ def _stored_bonds(c: _Epoch, stored: Tensor, new_permit: Tensor, old_permit: Ten
     """Step 16: the new bonds as u16 ``(b, n, n)``, rows kept for new permits and emptied otherwise.
 
     The dense path leaves the rows of uids that never had a permit untouched. ``stored``
-    (the computed rows) is consumed; ``out``: where to write the result (an integer tensor)
-    instead of a fresh int64 one.
+    (the computed rows) is consumed; ``out``: where to write the result (an integer tensor of
+    zeros: only the computed rows are written) instead of a fresh int64 one.
     """
     x = c.x
     bonds_u16 = c.ops.to_u16_(stored, out=out if c.rows is None else None)
@@ -350,7 +350,7 @@ def _stored_bonds(c: _Epoch, stored: Tensor, new_permit: Tensor, old_permit: Ten
     if c.rows is None:
         return bonds_u16
     b = bonds_u16.shape[0]
-    full = torch.zeros((b, x.n, x.n), dtype=torch.int64, device=bonds_u16.device) if out is None else out.zero_()
+    full = torch.zeros((b, x.n, x.n), dtype=torch.int64, device=bonds_u16.device) if out is None else out
     full.view(b * x.n, x.n).index_copy_(0, c.flat_rows(), bonds_u16.to(full.dtype).view(-1, x.n))
     return full  # the rows not computed stay empty
 
@@ -360,7 +360,7 @@ def _epoch_core(
 ) -> _Core:
     """Every step of the epoch on a prepared batch.
 
-    ``bonds_out``: where the new u16 bonds ``(b, n, n)`` are written (the runner's stacked
+    ``bonds_out``: zeros where the new u16 bonds ``(b, n, n)`` are written (the runner's stacked
     result), instead of a fresh tensor.
     """
     x = _reset_bonds(x, p)
