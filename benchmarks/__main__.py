@@ -29,12 +29,16 @@ def _machine(device: str) -> str:
 
 def _print_table(name: str, rows: list[Comparison]) -> None:
     print(f"\n## {name}\n")
-    print("| benchmark | ours (ms) | baseline | baseline (ms) | speed-up | target | met | notes |")
+    print("| benchmark | ours | baseline | baseline's | speed-up (size: ours / baseline) | target | met | notes |")
     print("|---|---|---|---|---|---|---|---|")
     for r in rows:
         met = {True: "yes", False: "NO", None: "-"}[r.met]
         notes = "; ".join(f"{k}: {v}" for k, v in r.extra.items())
-        print(f"| {r.name} | {r.ours_s * 1e3:.3f} | {r.baseline} | {r.baseline_s * 1e3:.3f} | {r.speedup:.2f}x | {r.target} | {met} | {notes} |")
+        if r.unit == "MB":  # a size against a size: ours / baseline
+            ours, base, ratio = f"{r.ours_s:.0f} MB", f"{r.baseline_s:.0f} MB", f"{1 / r.speedup:.2f}x its size"
+        else:
+            ours, base, ratio = f"{r.ours_s * 1e3:.3f} ms", f"{r.baseline_s * 1e3:.3f} ms", f"{r.speedup:.2f}x"
+        print(f"| {r.name} | {ours} | {r.baseline} | {base} | {ratio} | {r.target} | {met} | {notes} |")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -40,6 +40,8 @@ class Comparison:
     ``min_speedup`` asks for ``baseline / ours >= min_speedup``; ``max_slowdown`` asks for
     ``ours / baseline <= max_slowdown`` (used against the memory-copy ceiling and against fast
     but wrong baselines). ``extra`` holds further figures (e.g. fraction of copy bandwidth).
+    ``unit``: ``"s"`` for times, ``"MB"`` for sizes (``ours_s`` and ``baseline_s`` then hold
+    megabytes, and the target bounds ours / baseline).
     """
 
     name: str
@@ -49,6 +51,7 @@ class Comparison:
     min_speedup: float | None = None
     max_slowdown: float | None = None
     extra: dict[str, str] = field(default_factory=dict)
+    unit: str = "s"
 
     @property
     def speedup(self) -> float:
@@ -59,7 +62,7 @@ class Comparison:
         if self.min_speedup is not None:
             return f">= {self.min_speedup:g}x faster"
         if self.max_slowdown is not None:
-            return f"<= {self.max_slowdown:g}x the time"
+            return f"<= {self.max_slowdown:g}x the {'size' if self.unit == 'MB' else 'time'}"
         return "-"
 
     @property

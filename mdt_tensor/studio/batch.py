@@ -141,9 +141,15 @@ def _run_weights(trajectories: Sequence[Trajectory], params: YumaParams, emissio
                  payout: Payout) -> EpochResult:
     """Trajectories where only the weights change, batched through ``run_epochs``: ``(T, b, ...)``."""
     start = _stack_states([traj.start for traj in trajectories])
-    updates = torch.stack([torch.as_tensor(traj.weights) for traj in trajectories], dim=1)
+    updates = torch.stack([_narrow(torch.as_tensor(traj.weights)) for traj in trajectories], dim=1)
     results, _ = run_epochs(start, updates, params, emission, exact=exact, payout=payout)
     return results
+
+
+def _narrow(weights: torch.Tensor) -> torch.Tensor:
+    """Integer u16 weights as int32 before stacking (``run_epochs`` reads int32 without a copy);
+    float weights are left for ``run_epochs`` to check."""
+    return weights.to(torch.int32) if not weights.is_floating_point() and weights.dtype != torch.bool else weights
 
 
 #: The integer parameters a batch may carry per element.
