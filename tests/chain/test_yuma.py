@@ -364,6 +364,11 @@ def test_bad_inputs_raise_clear_errors() -> None:
         epoch({"weights": ok["weights"]})  # type: ignore[arg-type]
     with pytest.raises(mt.ShapeError, match="weight_updates"):
         run_epochs(SubnetState(**ok), torch.zeros(3, 3, 3, dtype=torch.int64))
+    empty = SubnetState(weights=torch.zeros(0, 4, 4, dtype=torch.int64), stake=torch.zeros(0, 4))
+    with pytest.raises(mt.ShapeError, match="non-empty batch"):
+        epoch(empty)
+    with pytest.raises(mt.ShapeError, match="non-empty batch"):
+        run_epochs(empty, torch.zeros(2, 0, 4, 4, dtype=torch.int64))
     with pytest.raises(ValueError):  # the error family subclasses the builtins
         epoch(SubnetState(**ok, n_valid=5))
 

@@ -47,6 +47,12 @@ def _check_args(params: YumaParams, payout: str, n: int, exact: bool) -> None:
         raise ShapeError(f"The exact epoch supports subnets of up to {MAX_EXACT_N} uids, but got n = {n}.")
 
 
+def _check_non_empty(x: _Inputs) -> None:
+    if x.weights.shape[0] == 0 or x.n == 0:
+        shape = (*x.batch_shape, x.n, x.n)
+        raise ShapeError(f"Expected a non-empty batch of subnets with n >= 1, but got weights of shape {shape}.")
+
+
 def _wrap_result(core: _Core, x: _Inputs, payout_chain: bool) -> EpochResult:
     ops, origin = core.ops, x.origin
     batch, n = x.batch_shape, x.n
@@ -133,9 +139,7 @@ def epoch(
     ops = ops_for(exact, dtype, x.weights.device)
     _check_args(params, payout, x.n, exact)
     e = _emission_tensor(emission, x.batch_shape, x.weights.device, validate)
-    if x.weights.shape[0] == 0 or x.n == 0:
-        shape = (*x.batch_shape, x.n, x.n)
-        raise ShapeError(f"Expected a non-empty batch of subnets with n >= 1, but got weights of shape {shape}.")
+    _check_non_empty(x)
     p = _params_for(params, x.batch_shape, x.weights.device)
     return _wrap_result(_epoch_core(x, p, e, ops, payout), x, payout == "chain")
 
@@ -307,6 +311,7 @@ def run_epochs(
     x = _prepare(state, validate)
     ops = ops_for(exact, dtype, x.weights.device)
     _check_args(params, payout, x.n, exact)
+    _check_non_empty(x)
     p = _params_for(params, x.batch_shape, x.weights.device)
     e = _emission_tensor(emission, x.batch_shape, x.weights.device, validate)
     if is_array(weight_updates):
