@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import functools
+import importlib
 from collections.abc import Iterator
 from typing import Literal
 
@@ -78,11 +79,9 @@ def numpy_avx512() -> bool:
 
 def _numpy_cpu_features() -> dict[str, bool]:
     """numpy's table of the CPU features its dispatch uses (empty where it cannot be read)."""
-    try:
-        from numpy._core._multiarray_umath import __cpu_features__  # numpy >= 2
-    except ImportError:
+    for module in ("numpy._core._multiarray_umath", "numpy.core._multiarray_umath"):  # numpy >= 2, 1.x
         try:
-            from numpy.core._multiarray_umath import __cpu_features__  # numpy 1.x
-        except ImportError:
-            return {}
-    return dict(__cpu_features__)
+            return dict(importlib.import_module(module).__cpu_features__)
+        except (ImportError, AttributeError):
+            continue
+    return {}
