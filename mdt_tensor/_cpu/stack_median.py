@@ -33,8 +33,8 @@ StackMedianKernel = Literal["network", "partition"]
 NETWORK_MAX_COUNT = 96
 #: Elements of each wire per block of the network: the wires of a block stay in cache.
 MEDIAN_BLOCK = 1 << 15
-#: Bytes of one transposed block of the partition kernel (and of its staging copy): in L2.
-PARTITION_BLOCK_BYTES = 1 << 18
+#: Bytes of one transposed block of the partition kernel (and of its staging copy): near L2.
+PARTITION_BLOCK_BYTES = 1 << 19
 #: Columns of the stack per task of the partition kernel on the thread pool.
 PARTITION_TASK = 1 << 14
 
