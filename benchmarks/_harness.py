@@ -10,6 +10,8 @@ from typing import Any
 
 import torch
 
+from mdt_tensor._cpu.engine import numpy_avx512
+
 
 @dataclass(frozen=True)
 class Context:
@@ -103,3 +105,8 @@ def copy_time(tensor: torch.Tensor, *, repeat: int = 7, device: str = "cpu") -> 
     """Seconds for one plain copy of ``tensor`` into a preallocated buffer (the memory ceiling)."""
     out = torch.empty_like(tensor)
     return time_call(lambda: out.copy_(tensor), repeat=repeat, device=device)
+
+
+def cpu_isa() -> str:
+    """The instruction set the CPU kernels run on: numpy's AVX-512 dispatch and torch's CPU capability."""
+    return f"numpy {'AVX-512' if numpy_avx512() else 'no AVX-512'}, torch {torch.backends.cpu.get_cpu_capability()}"

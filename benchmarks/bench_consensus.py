@@ -14,6 +14,12 @@ Baselines, measured in the same run:
 
 Each result is checked against the baseline's before it is timed. Full mode: ``(256, 4096)`` and
 ``(32, 256, 4096)`` float32 weights for the median, ``(16, 256, 4096)`` float32 for the stack.
+
+The stack median also runs over a grid of shapes, one thread each (the per-core ratio, robust to
+a shared machine): stacks of 4, 16, 64 and 256 matrices of 256, 4096 and 65,536 rows, with 1024
+columns where the stack stays within 2**26 float32 values (256 MB) and fewer beyond (down to 4
+columns for 256 matrices of 65,536 rows: ``np.median`` along the stack axis depends on the count
+and the number of medians, not on how they are laid out in rows and columns).
 """
 
 from __future__ import annotations
@@ -22,7 +28,8 @@ import numpy as np
 import torch
 
 import mdt_tensor as mt
-from benchmarks._harness import Comparison, Context, time_call
+from benchmarks._harness import Comparison, Context, cpu_isa, time_call
+from mdt_tensor._cpu.stack_median import stack_median_kernel
 
 
 def torch_recipe(weights: torch.Tensor, stakes: torch.Tensor, kappa: float) -> torch.Tensor:
@@ -156,4 +163,44 @@ def run(ctx: Context) -> list[Comparison]:
     comparisons.append(Comparison(f"compute_weight_consensus median ({stack_count}, {rows}, {columns}) float32",
                                   timed(lambda: mt.compute_weight_consensus(stack, "median")),
                                   "np.median(axis=0)", timed(lambda: np.median(stack_np, axis=0)), min_speedup=3.0))
+    if ctx.device == "cpu":
+        comparisons += median_grid(ctx)
+    return comparisons
+
+
+def median_grid_shapes(ctx: Context) -> list[tuple[int, int, int]]:
+    """``(count, rows, columns)`` of the stack median's grid: columns capped so a stack stays small."""
+    counts, row_counts, columns, elements = ctx.size(
+        ((4, 16, 64, 256), (256, 4096, 65536), 1024, 1 << 26),
+        ((4, 64, 256), (256, 4096), 256, 1 << 22),
+        ((4, 100), (16,), 8, 1 << 12),
+    )
+    return [(k, r, max(1, min(columns, elements // (k * r)))) for k in counts for r in row_counts]
+
+
+def median_grid(ctx: Context) -> list[Comparison]:
+    """``compute_weight_consensus(method="median")`` against ``np.median(axis=0)`` over the grid, one thread each."""
+    comparisons = []
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # (the kernels' thread pool follows torch's thread count)
+    try:
+        for count, rows, columns in median_grid_shapes(ctx):
+            stack = torch.rand((count, rows, columns), generator=torch.Generator().manual_seed(count + rows))
+            stack_np = stack.numpy()
+
+            def ours() -> torch.Tensor:
+                return mt.compute_weight_consensus(stack, "median")
+
+            def baseline() -> np.ndarray:
+                return np.median(stack_np, axis=0)
+
+            assert np.array_equal(ours().numpy(), baseline()), (count, rows, columns)
+            repeat = min(ctx.repeat, 3)
+            comparisons.append(Comparison(
+                f"median grid ({count}, {rows}, {columns}) float32, 1 thread", time_call(ours, repeat=repeat, warmup=0),
+                "np.median(axis=0)", time_call(baseline, repeat=repeat, warmup=0), min_speedup=3.0,
+                extra={"kernel": stack_median_kernel(count), "isa": cpu_isa()},
+            ))
+    finally:
+        torch.set_num_threads(threads)
     return comparisons

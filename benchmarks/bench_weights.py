@@ -5,6 +5,11 @@ float64 over the whole array for normalize / clip / decay, a Python loop over ro
 ``np.argsort`` per row for top-k, a Python loop over rows for entropy, and a Python loop over
 positions for smoothing. Streaming ops are also compared with one plain copy of the same array
 (``copy_time``), the memory-bandwidth ceiling. Shape ``(16, 256, 4096)`` float32 in full mode.
+
+The entropy also runs over a grid of shapes, one thread each: 256, 4096 and 65,536 rows of 256
+and of 4096 weights (a subnet's width), float32. Rows of 65,536 weights follow as an
+informational row: there the original's loop costs little per row and the logarithm is nearly
+all of both sides' time.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ import numpy as np
 import torch
 
 import mdt_tensor as mt
-from benchmarks._harness import Comparison, Context, copy_time, time_call
+from benchmarks._harness import Comparison, Context, copy_time, cpu_isa, time_call
 
 # ---------------------------------------------------------------- the original's code paths
 
@@ -194,6 +199,41 @@ def run(ctx: Context) -> list[Comparison]:
         comparisons.append(Comparison(f"smooth[exponential] window=3 {label}, 1 thread",
                                       timed(lambda: mt.smooth_weights(w, 3, "exponential")), "same baseline",
                                       ema_baseline_s, min_speedup=100.0))
+    finally:
+        torch.set_num_threads(threads)
+    if ctx.device == "cpu":
+        comparisons += entropy_grid(ctx)
+    return comparisons
+
+
+def entropy_grid_shapes(ctx: Context) -> list[tuple[int, int, bool]]:
+    """``(rows, columns, targeted)`` of the entropy's grid; the long rows are informational."""
+    row_counts, columns, long_rows = ctx.size(
+        ((256, 4096, 65536), (256, 4096), [(256, 65536)]),
+        ((256, 4096), (256, 4096), [(256, 65536)]),
+        ((8, 32), (16,), []),
+    )
+    return [(r, c, True) for r in row_counts for c in columns] + [(r, c, False) for r, c in long_rows]
+
+
+def entropy_grid(ctx: Context) -> list[Comparison]:
+    """``compute_weight_entropy`` against the original's per-row loop over the grid, one thread each."""
+    comparisons = []
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        for rows, columns, targeted in entropy_grid_shapes(ctx):
+            w = torch.rand((rows, columns), generator=torch.Generator().manual_seed(rows + columns))
+            w_np = w.numpy()
+            np.testing.assert_allclose(mt.compute_weight_entropy(w).numpy(), original_entropy_rows(w_np), rtol=1e-4)
+            repeat = min(ctx.repeat, 3)
+            comparisons.append(Comparison(
+                f"entropy grid ({rows}, {columns}) float32, 1 thread",
+                time_call(lambda: mt.compute_weight_entropy(w), repeat=repeat),
+                "original per-row loop", time_call(lambda: original_entropy_rows(w_np), repeat=repeat),
+                min_speedup=3.0 if targeted else None,
+                extra={"isa": cpu_isa()} if targeted else {"isa": cpu_isa(), "note": "informational: long rows"},
+            ))
     finally:
         torch.set_num_threads(threads)
     return comparisons

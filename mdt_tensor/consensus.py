@@ -21,7 +21,7 @@ from torch import Tensor
 
 from ._array import Array, ArrayOrigin, as_float_tensor, as_tensor, check_same_device, float_compute_dtype
 from ._cpu.engine import use_numpy_kernel
-from ._cpu.stack_median import NETWORK_MAX_COUNT, stack_median_numpy
+from ._cpu.stack_median import stack_median_numpy
 from ._cpu.weighted_median import numpy_encoding, row_index_bits, select_numpy
 from ._validation import (
     check_choice,
@@ -456,13 +456,14 @@ def _stack(stack: Array | Sequence[Array], dim: int) -> tuple[Tensor, ArrayOrigi
 def _median_even_average(x: Tensor, dim: int) -> Tensor:
     """``np.median`` along ``dim``: the middle value, or ``(a + b) / 2`` of the two middle values.
 
-    ``torch.sort``; on the CPU, stacks of up to ``NETWORK_MAX_COUNT`` float matrices go through
-    the numpy selection network of ``_cpu/stack_median.py`` instead.
+    ``torch.sort``; on the CPU, float stacks go through the numpy kernels of
+    ``_cpu/stack_median.py`` instead (a selection network for small stacks, a partition of
+    transposed blocks for larger ones: both beat the sort at every count).
     """
     count = x.shape[dim]
     if count == 0:
         return torch.full(x.shape[:dim] + x.shape[dim + 1 :], math.nan, dtype=x.dtype, device=x.device)
-    if x.dtype in (torch.float32, torch.float64) and use_numpy_kernel(x, wins=count <= NETWORK_MAX_COUNT):
+    if x.dtype in (torch.float32, torch.float64) and use_numpy_kernel(x):
         return stack_median_numpy(x, dim)
     ordered = torch.sort(x, dim=dim).values
     upper = ordered.select(dim, count // 2)

@@ -471,10 +471,10 @@ def test_stack_methods_match_numpy(method: str, reference, count: int) -> None:
     np.testing.assert_allclose(mt.compute_weight_consensus(moved, method, dim=-1), reference(stack, axis=0), rtol=1e-6)
 
 
-@pytest.mark.parametrize("count", [1, 2, 3, 8, 16, 17, 32, 33, 40])
+@pytest.mark.parametrize("count", [1, 2, 3, 8, 16, 17, 32, 33, 40, 96, 97, 130])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_median_is_bitwise_np_median(count: int, dtype: type) -> None:
-    # selection network (count <= 32 on the CPU) and sort path alike; ties from a coarse grid
+    # both numpy kernels (chosen by count on the CPU) and the sort path alike; ties from a coarse grid
     stack = (np.random.default_rng(count).integers(0, 7, (count, 3, 50)) / 7).astype(dtype)
     got = mt.compute_weight_consensus(stack, "median")
     assert got.dtype == dtype
@@ -483,10 +483,44 @@ def test_median_is_bitwise_np_median(count: int, dtype: type) -> None:
         np.testing.assert_array_equal(
             mt.compute_weight_consensus(torch.from_numpy(stack), "median").numpy(), np.median(stack, axis=0)
         )
-    with engine("numpy"):  # the selection network at every count, past the 32 where it wins too
+    with engine("numpy"):
         np.testing.assert_array_equal(
             mt.compute_weight_consensus(torch.from_numpy(stack), "median").numpy(), np.median(stack, axis=0)
         )
+
+
+@pytest.mark.parametrize("kernel", ["network", "partition"])
+@pytest.mark.parametrize("count", [1, 2, 3, 4, 7, 16, 33, 64, 65])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_each_stack_median_kernel_is_bitwise_np_median(kernel: str, count: int, dtype: type) -> None:
+    # each kernel at every count, over several blocks and a ragged last one; ties, infinities, NaN
+    from mdt_tensor._cpu import stack_median
+
+    rng = np.random.default_rng(count)
+    stack = (rng.integers(-3, 4, (count, 5, 1100)) / 7).astype(dtype)
+    stack[0, 0, :3] = np.inf
+    stack[-1, 1, :3] = -np.inf
+    stack[count // 2, 2, 5] = np.nan
+    stack[:, 3, 7] = np.finfo(dtype).max  # an even count's a + b overflows here
+    with np.errstate(over="ignore"):
+        expected = np.median(stack, axis=0)
+    expected[3, 7] = np.finfo(dtype).max  # where np.median's sum overflows to inf, ours stays finite
+    got = stack_median.stack_median_numpy(torch.from_numpy(stack), 0, kernel).numpy()  # type: ignore[arg-type]
+    np.testing.assert_array_equal(got, expected)
+    moved = np.moveaxis(stack, 0, 1).copy()
+    got_moved = stack_median.stack_median_numpy(torch.from_numpy(moved), 1, kernel).numpy()  # type: ignore[arg-type]
+    np.testing.assert_array_equal(got_moved, expected)
+
+
+def test_stack_median_partition_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
+    # blocks of one column and tasks of a few columns: every boundary case of the partition kernel
+    from mdt_tensor._cpu import stack_median
+
+    monkeypatch.setattr(stack_median, "PARTITION_BLOCK_BYTES", 1)
+    monkeypatch.setattr(stack_median, "PARTITION_TASK", 3)
+    stack = np.random.default_rng(9).random((6, 4, 5)).astype(np.float32)
+    got = stack_median.stack_median_numpy(torch.from_numpy(stack), 0, "partition").numpy()
+    np.testing.assert_array_equal(got, np.median(stack, axis=0))
 
 
 def test_median_even_count_averages_the_middle_pair_exactly() -> None:

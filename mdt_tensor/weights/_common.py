@@ -186,8 +186,12 @@ def rows_back(rows: Tensor, moved_shape: tuple[int, ...], dim: int) -> Tensor:
     return rows.reshape(moved_shape).movedim(-1, dim)
 
 
-def rows_per_block(rows: Tensor) -> int:
-    """How many rows of ``(R, N)`` make a cache-sized block on CPU (all of them elsewhere)."""
+def rows_per_block(rows: Tensor, block_bytes: int | None = None) -> int:
+    """How many rows of ``(R, N)`` make a cache-sized block on CPU (all of them elsewhere).
+
+    Args:
+        block_bytes: the block's size (default :data:`BLOCK_BYTES`).
+    """
     if rows.device.type != "cpu":
         return max(1, rows.shape[0])
-    return max(1, BLOCK_BYTES // max(1, rows.shape[1] * rows.element_size()))
+    return max(1, (BLOCK_BYTES if block_bytes is None else block_bytes) // max(1, rows.shape[1] * rows.element_size()))

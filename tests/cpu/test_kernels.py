@@ -9,6 +9,9 @@ switch itself.
 from __future__ import annotations
 
 import math
+import os
+import subprocess
+import sys
 import threading
 
 import numpy as np
@@ -22,6 +25,22 @@ from mdt_tensor._validation import check_finite_non_negative
 from mdt_tensor.weights._common import empty
 
 ENGINES = ("numpy", "torch")
+
+
+def test_numpy_avx512_follows_numpy_dispatch() -> None:
+    # with numpy's AVX-512 levels switched off (every name this numpy knows) the check says no
+    from mdt_tensor._cpu.engine import _numpy_cpu_features, numpy_avx512
+
+    features = _numpy_cpu_features()
+    assert numpy_avx512() == bool(features.get("X86_V4", features.get("AVX512_SKX", False)))
+    if not numpy_avx512():
+        pytest.skip("numpy runs no AVX-512 kernels here")
+    names = [n for n in ("X86_V4", "AVX512_SKX", "AVX512_CLX", "AVX512_CNL", "AVX512_ICL", "AVX512_SPR") if features.get(n)]
+    code = "from mdt_tensor._cpu.engine import numpy_avx512; print(numpy_avx512())"
+    env = dict(os.environ, NPY_DISABLE_CPU_FEATURES=" ".join(names))
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True,
+                            cwd=os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+    assert result.stdout.strip() == "False"
 
 
 def test_engine_switch_is_scoped_and_checked() -> None:

@@ -551,19 +551,55 @@ def test_row_blocks_give_the_same_results(monkeypatch: pytest.MonkeyPatch, block
 
 def test_numpy_log2_path_matches_torch() -> None:
     from mdt_tensor._cpu import cpu_engine
-    from mdt_tensor.weights.entropy import _log2_
+    from mdt_tensor.weights.entropy import _log2
 
     values = torch.rand(1000, dtype=torch.float64) * 10 + 1e-300
     for dtype in (torch.float32, torch.float64):
         x = values.to(dtype)
         with cpu_engine("numpy"):
-            through_numpy = _log2_(x.clone())
-        through_torch = _log2_(x.clone().unsqueeze(1).expand(-1, 2)[:, 0])  # non-contiguous: torch path
+            through_numpy = _log2(x, torch.empty_like(x))
+            in_place = _log2(x.clone(), x.clone())
+        through_torch = _log2(x.unsqueeze(1).expand(-1, 2)[:, 0], torch.empty_like(x))  # non-contiguous: torch path
         with cpu_engine("torch"):
-            forced_torch = _log2_(x.clone())
-        torch.testing.assert_close(through_numpy, through_torch, rtol=2 * torch.finfo(dtype).eps, atol=0)
-        torch.testing.assert_close(through_numpy, forced_torch, rtol=2 * torch.finfo(dtype).eps, atol=0)
-        torch.testing.assert_close(through_numpy, torch.log2(x), rtol=2 * torch.finfo(dtype).eps, atol=0)
+            forced_torch = _log2(x, torch.empty_like(x))
+        for other in (in_place, through_torch, forced_torch, torch.log2(x)):
+            torch.testing.assert_close(through_numpy, other, rtol=2 * torch.finfo(dtype).eps, atol=0)
+        with cpu_engine("numpy"):
+            edges = _log2(torch.tensor([0.0, -1.0, math.inf], dtype=dtype), torch.empty(3, dtype=dtype))
+        assert edges[0] == -math.inf and math.isnan(edges[1]) and edges[2] == math.inf
+
+
+def test_numpy_row_dot_matches_torch() -> None:
+    from mdt_tensor._cpu import cpu_engine
+    from mdt_tensor.weights.entropy import _Buffers, _row_dot
+
+    rng = np.random.default_rng(4)
+    for dtype in (torch.float32, torch.float64):
+        a, b = (torch.from_numpy(rng.random((7, 300))).to(dtype) for _ in range(2))
+        expected = (a.double() * b.double()).sum(-1)
+        for name in ("numpy", "torch"):
+            out = torch.empty(7, dtype=dtype)
+            with cpu_engine(name):  # type: ignore[arg-type]
+                _row_dot(a, b, out, _Buffers(7, 300, a))
+            torch.testing.assert_close(out.double(), expected, rtol=8 * torch.finfo(dtype).eps, atol=0)
+
+
+def test_entropy_of_blocks_with_zeros_and_negatives_across_engines() -> None:
+    # the mended blocks (a zero, a negative value) beside clean ones, on both engines
+    from mdt_tensor._cpu import cpu_engine
+
+    rng = np.random.default_rng(6)
+    array = rng.random((40, 33)) + 0.01
+    array[3, 5] = 0.0
+    array[7, :4] = -1.0
+    array[9] = 0.0
+    array[11, 2] = 1e-310  # subnormal in float64
+    for dtype in FLOAT_DTYPES:
+        sample = array.astype(dtype)
+        expected = per_row(ref_entropy, sample, -1, reduces=True)
+        for name in ("numpy", "torch", "auto"):
+            with cpu_engine(name):  # type: ignore[arg-type]
+                np.testing.assert_allclose(mt.compute_weight_entropy(sample), expected, rtol=1e-5, atol=1e-6)
 
 
 def test_in_place_normalize_reports_the_original_nan_index() -> None:
