@@ -245,10 +245,10 @@ def _block_rows(x: _Inputs, first: Tensor, itemsize: int) -> int:
 
 
 def _zeros_int32(shape: tuple[int, ...], device: torch.device) -> Tensor:
-    """A zeroed int32 tensor; on the CPU from numpy's ``calloc``, whose pages stay unwritten until
-    used (the epochs write only their computed rows of bonds) instead of being zeroed up front."""
+    """A zeroed int32 tensor; on the CPU allocated by numpy (huge pages: see ``_cpu/alloc.py``)
+    and zeroed in one pass (first writes into lazily zeroed pages, row by row, cost far more)."""
     if device.type == "cpu":
-        return torch.from_numpy(np.zeros(shape, dtype=np.int32))
+        return torch.from_numpy(np.empty(shape, dtype=np.int32)).zero_()
     return torch.zeros(shape, dtype=torch.int32, device=device)
 
 
