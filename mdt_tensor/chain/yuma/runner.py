@@ -12,7 +12,6 @@ import sys
 from collections.abc import Iterable
 from typing import Any
 
-import numpy as np
 import torch
 from torch import Tensor
 
@@ -244,14 +243,6 @@ def _block_rows(x: _Inputs, first: Tensor, itemsize: int) -> int:
     return max(1, min(b, budget // (live * n * itemsize)))
 
 
-def _zeros_int32(shape: tuple[int, ...], device: torch.device) -> Tensor:
-    """A zeroed int32 tensor; on the CPU allocated by numpy (huge pages: see ``_cpu/alloc.py``)
-    and zeroed in one pass (first writes into lazily zeroed pages, row by row, cost far more)."""
-    if device.type == "cpu":
-        return torch.from_numpy(np.empty(shape, dtype=np.int32)).zero_()
-    return torch.zeros(shape, dtype=torch.int32, device=device)
-
-
 def _stack_results(blocks: list[list[_Core]], x: _Inputs, payout_chain: bool, bonds: Tensor) -> EpochResult:
     """Per-block, per-epoch results as one :class:`EpochResult` with a leading epoch dimension.
 
@@ -326,7 +317,9 @@ def run_epochs(
     starts = range(0, b, rows)
     bar = _progress(total * len(starts), progress)
     # Each epoch writes its u16 bonds straight into the stacked result (int32: half of int64).
-    bonds = _zeros_int32((total, b, x.n, x.n), x.weights.device)
+    # Zeroed in one pass: writing rows into lazily zeroed pages costs far more; not numpy's huge
+    # pages either (a request for them can stall for a compaction of the machine's memory).
+    bonds = torch.zeros((total, b, x.n, x.n), dtype=torch.int32, device=x.weights.device)
     blocks, finals = [], []
     try:
         for start in starts:
