@@ -81,12 +81,14 @@ def _top_k_plus_one(rows: Tensor, k: int) -> tuple[Tensor, Tensor]:
     """The ``k + 1`` largest values of every row of ``(R, N)`` (in any order) and their indices.
 
     For long rows a two-stage selection replaces one ``torch.topk`` over N (slow on CPU): split
-    each row into G strided groups of ``_TOPK_GROUP`` elements, keep the ``k + 1`` groups with
+    each row into G contiguous groups of ``_TOPK_GROUP`` elements, keep the ``k + 1`` groups with
     the largest maxima (L is the smallest of those maxima), run topk over their members plus
     the few leftover tail elements. Every element outside the kept groups is at most L, and the
     kept groups hold at least ``k + 1`` elements >= L, so the ``k + 1`` largest *values* are
     found exactly, and every element strictly above the (k+1)-th value is a candidate, so the
     indices of those are exact too (copies of the (k+1)-th value are placed by the caller).
+    The kept groups are copied whole (``index_select``) and only the chosen candidates' indices
+    are computed.
     """
     num_rows, size = rows.shape
     keep = k + 1
@@ -94,19 +96,20 @@ def _top_k_plus_one(rows: Tensor, k: int) -> tuple[Tensor, Tensor]:
     groups = size // width
     if groups < 4 * keep:
         return torch.topk(rows, keep, dim=1, largest=True, sorted=False)
-    body = rows[:, : width * groups].unflatten(1, (width, groups))  # body[r, m, g] = rows[r, m * G + g]
-    _, best = torch.topk(body.amax(1), keep, dim=1, largest=True, sorted=False)  # (R, k+1)
-    members = best.unsqueeze(1).expand(num_rows, width, keep)
-    candidates = body.gather(2, members).reshape(num_rows, width * keep)
-    offsets = torch.arange(width, device=rows.device).mul_(groups).view(1, width, 1)
-    positions = (members + offsets).reshape(num_rows, width * keep)
+    body = rows[:, : width * groups].reshape(num_rows * groups, width)  # group g of row r: body[r * G + g]
+    # The groups' maxima by max-pooling (a reduction over a contiguous innermost 8 is slower on the CPU).
+    maxima = torch.nn.functional.max_pool1d(rows[:, : width * groups].unsqueeze(1), width).view(num_rows, groups)
+    _, best = torch.topk(maxima, keep, dim=1, largest=True, sorted=False)
+    first_group = torch.arange(0, num_rows * groups, groups, device=rows.device).unsqueeze(1)
+    candidates = body.index_select(0, (best + first_group).reshape(-1)).view(num_rows, keep * width)
     tail = size - width * groups
     if tail:
         candidates = torch.cat([candidates, rows[:, width * groups :]], 1)
-        tail_positions = torch.arange(width * groups, size, device=rows.device).expand(num_rows, tail)
-        positions = torch.cat([positions, tail_positions], 1)
     values, chosen = torch.topk(candidates, keep, dim=1, largest=True, sorted=False)
-    return values, positions.gather(1, chosen)
+    in_groups = chosen < keep * width
+    slot = torch.where(in_groups, chosen, 0)
+    positions = best.gather(1, slot // width) * width + slot % width
+    return values, torch.where(in_groups, positions, chosen - keep * width + width * groups)
 
 
 def _place_ties(rows: Tensor, result: Tensor, free: Tensor, threshold: Tensor) -> None:
