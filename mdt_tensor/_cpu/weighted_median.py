@@ -62,30 +62,36 @@ def numpy_encoding(values: Tensor) -> Encoding | None:
     return None
 
 
-def _ranked_rows(block: np.ndarray, excluded_rows: np.ndarray, padded: int, encoding: Encoding) -> np.ndarray:
-    """The row of each rank of every column of ``block (width, V)``: ``(width, padded)`` int64.
+def _rows_by_rank(values: np.ndarray, excluded: np.ndarray | None, padded: int, encoding: Encoding) -> np.ndarray:
+    """The row of each rank along the last axis of ``values (..., V)``: ``(..., padded)`` int64.
 
-    Excluded and padding rows come last.
+    Rows ``V..padded`` are padding. They, and the rows where ``excluded`` (None, or a bool array
+    broadcasting against ``values``) holds, come after every value, in row order.
     """
-    width, rows = block.shape
+    *lead, rows = values.shape
     kind, offset, excluded_key = encoding
     if kind == "float64":
         # No room for the row index beside a float64 key: numpy's (SIMD) argsort of the values,
         # excluded and padding rows pushed last by +inf (weights are finite).
-        columns = np.empty((width, padded), dtype=np.float64)
-        np.copyto(columns[:, :rows], block)
-        columns[:, excluded_rows] = np.inf
+        columns = np.empty((*lead, padded), dtype=np.float64)
+        np.copyto(columns[..., :rows], values)
+        columns[..., rows:] = np.inf
+        if excluded is not None:
+            np.copyto(columns[..., :rows], np.inf, where=excluded)
         return np.argsort(columns, axis=-1)  # ties in any order
     row_bits = row_index_bits(padded)
-    keys = np.empty((width, padded), dtype=np.int64)
-    head = keys[:, :rows]
+    row_index = np.arange(padded, dtype=np.int64)
+    keys = np.empty((*lead, padded), dtype=np.int64)
+    head = keys[..., :rows]
     if kind == "float32":
-        np.copyto(head.view(np.float64), block)  # exact widening; the low 29 bits are zero
+        np.copyto(head.view(np.float64), values)  # exact widening; the low 29 bits are zero
     else:
-        np.subtract(block, offset, out=head)
+        np.subtract(values, offset, out=head)
         np.left_shift(head, row_bits, out=head)
-    np.bitwise_or(keys, np.arange(padded, dtype=np.int64), out=keys)
-    keys[:, excluded_rows] = excluded_key | excluded_rows  # after every value, in row order
+    np.bitwise_or(head, row_index[:rows], out=head)
+    if excluded is not None:
+        np.copyto(head, excluded_key | row_index[:rows], where=excluded)
+    keys[..., rows:] = excluded_key | row_index[rows:]
     keys.sort(axis=-1)
     np.bitwise_and(keys, (1 << row_bits) - 1, out=keys)
     return keys
@@ -94,7 +100,6 @@ def _ranked_rows(block: np.ndarray, excluded_rows: np.ndarray, padded: int, enco
 def _median_block(
     values: np.ndarray,
     stake: np.ndarray,
-    excluded_rows: np.ndarray,
     included_count: int,
     minority: float | int,
     encoding: Encoding,
@@ -104,15 +109,14 @@ def _median_block(
 ) -> None:
     """Columns ``start:stop`` of one matrix ``values (V, N)``: sort keys, cumulate stake, pick.
 
-    ``stake`` is padded to the layout's row count with zeros and ``excluded_rows`` lists the
-    excluded and the padding rows (:func:`select_numpy` passes the included rows only, so just
-    the padding). The cumulative stake is found in two levels (sums of groups of about sqrt(V)
+    ``values`` holds the included rows only and ``stake`` is padded to the layout's row count with
+    zeros (the padding rows rank last). The cumulative stake is found in two levels (sums of groups of about sqrt(V)
     ranks, then the ranks of the one group where the threshold is crossed): numpy's float
     accumulate is slow, its reductions and these small scans are not.
     """
     group, chunks, padded = _layout(values.shape[0])
     width = stop - start
-    ranks = _ranked_rows(values[:, start:stop].T, excluded_rows, padded, encoding)
+    ranks = _rows_by_rank(values[:, start:stop].T, None, padded, encoding)
     ranked = np.take(stake, ranks).reshape(width, chunks, group)
     chunk_prefix = np.cumsum(ranked.sum(axis=-1), axis=-1)  # (width, chunks)
     full = np.count_nonzero(chunk_prefix <= minority, axis=-1)  # groups entirely at or below
@@ -124,35 +128,6 @@ def _median_block(
     position = chunk * group + np.count_nonzero(local <= minority, axis=-1)
     np.minimum(position, included_count - 1, out=position)
     out[start:stop] = values[ranks[lanes, position], start + lanes]
-
-
-def _slab_keys(slab: np.ndarray, included: np.ndarray, encoding: Encoding) -> np.ndarray:
-    """The sorted order keys ``(k, N, V)`` of a slab of matrices ``(k, V, N)``, every row in place.
-
-    Excluded rows take the excluded key (after every value, in row order). Returns the rows of
-    each rank (the float64 encoding argsorts, with +inf for excluded rows).
-    """
-    k, rows, columns = slab.shape
-    kind, offset, excluded_key = encoding
-    columns_first = slab.transpose(0, 2, 1)
-    if kind == "float64":
-        keys_f = np.empty((k, columns, rows), dtype=np.float64)
-        np.copyto(keys_f, columns_first)
-        np.copyto(keys_f, np.inf, where=~included[:, None, :])
-        return np.argsort(keys_f, axis=-1)  # ties in any order
-    row_bits = row_index_bits(rows)
-    keys = np.empty((k, columns, rows), dtype=np.int64)
-    if kind == "float32":
-        np.copyto(keys.view(np.float64), columns_first)  # exact widening; the low 29 bits are zero
-    else:
-        np.subtract(columns_first, offset, out=keys)
-        np.left_shift(keys, row_bits, out=keys)
-    row_index = np.arange(rows, dtype=np.int64)
-    np.bitwise_or(keys, row_index, out=keys)
-    np.copyto(keys, excluded_key | row_index, where=~included[:, None, :])
-    keys.sort(axis=-1)
-    np.bitwise_and(keys, (1 << row_bits) - 1, out=keys)
-    return keys
 
 
 def _median_slab(
@@ -173,7 +148,7 @@ def _median_slab(
     """
     slab = values[start:stop]
     k, rows, columns = slab.shape
-    ranks = _slab_keys(slab, included[start:stop], encoding)
+    ranks = _rows_by_rank(slab.transpose(0, 2, 1), ~included[start:stop, None, :], rows, encoding)  # (k, N, V)
     cumulative = np.empty(ranks.shape, dtype=stake.dtype)
     for i in range(k):  # one small table each: many times faster than one flat take with offsets
         np.take(stake[start + i], ranks[i], out=cumulative[i], mode="clip")  # excluded rows hold 0 stake
@@ -240,10 +215,9 @@ def _block_tasks(
     padded = _layout(count)[2]
     padded_stake = np.zeros(padded, dtype=stake.dtype)
     padded_stake[:count] = stake
-    padding_rows = np.arange(count, padded, dtype=np.int64)
     step = max(1, min(columns, BLOCK_ELEMENTS // padded))
     return [
-        (_median_block, matrix, padded_stake, padding_rows, count, minority, encoding, start, min(start + step, columns), out)
+        (_median_block, matrix, padded_stake, count, minority, encoding, start, min(start + step, columns), out)
         for start in range(0, columns, step)
     ]
 
