@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ..chain.yuma.inputs import _prepare, _state_from_inputs
+from ..chain.yuma.inputs import _as_int_tensor, _prepare, _state_from_inputs
 from ..chain.yuma.runner import epoch, run_epochs
 from ..chain.yuma.types import _INT_FIELDS, EpochResult, Payout, SubnetState, YumaParams
 from ..errors import ShapeError, ValueRangeError
@@ -141,15 +141,12 @@ def _run_weights(trajectories: Sequence[Trajectory], params: YumaParams, emissio
                  payout: Payout) -> EpochResult:
     """Trajectories where only the weights change, batched through ``run_epochs``: ``(T, b, ...)``."""
     start = _stack_states([traj.start for traj in trajectories])
-    updates = torch.stack([_narrow(torch.as_tensor(traj.weights)) for traj in trajectories], dim=1)
+    # u16 weights narrowed before stacking (run_epochs reads int16 / int32 without a copy)
+    narrow = [_as_int_tensor(traj.weights, "weight_updates", start.weights.device, True, narrow=True)
+              for traj in trajectories]
+    updates = torch.stack(narrow, dim=1)
     results, _ = run_epochs(start, updates, params, emission, exact=exact, payout=payout)
     return results
-
-
-def _narrow(weights: torch.Tensor) -> torch.Tensor:
-    """Integer u16 weights as int32 before stacking (``run_epochs`` reads int32 without a copy);
-    float weights are left for ``run_epochs`` to check."""
-    return weights.to(torch.int32) if not weights.is_floating_point() and weights.dtype != torch.bool else weights
 
 
 #: The integer parameters a batch may carry per element.
