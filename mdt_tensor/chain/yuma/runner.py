@@ -32,7 +32,7 @@ from .inputs import (
     _state_from_inputs,
     _updates_array,
 )
-from .steps import _Core, _epoch_core
+from .steps import _Core, _epoch_core, _nonzero_rows
 from .types import EpochResult, Payout, SubnetState, YumaParams
 
 __all__ = ["epoch", "next_state", "run_epochs"]
@@ -235,7 +235,7 @@ def _block_rows(x: _Inputs, first: Tensor, itemsize: int) -> int:
     b, n = first.shape[0], x.n
     if first.device.type != "cpu":
         return b
-    rows = (first.amax(-1) > 0) | (x.bonds.amax(-1) > 0)  # u16 values: amax is the fast "any"
+    rows = _nonzero_rows(first) | _nonzero_rows(x.bonds)
     live = max(1, int(rows.sum(-1).max())) if b else 1
     # 8-byte matrices (the exact path's int64) get half the bytes: it keeps more temporaries
     # alive at once, and its speed does not depend on the block size here.

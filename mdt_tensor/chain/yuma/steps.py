@@ -152,6 +152,11 @@ def _active_stake(c: _Epoch, stake: Tensor, active: Tensor, old_permit: Tensor) 
     return c.ops.normalize(torch.where(active & old_permit, stake, zero))
 
 
+def _nonzero_rows(matrix: Tensor) -> Tensor:
+    """The rows ``(b, n)`` of a u16 matrix ``(b, n, n)`` that hold a non-zero value (``amax`` is the fast "any")."""
+    return matrix.amax(-1) > 0
+
+
 def _live_rows(x: _Inputs, old_permit: Tensor) -> Tensor | None:
     """The rows of W and B that can hold anything: ``(b, r)`` uids, or None when all n can.
 
@@ -165,7 +170,7 @@ def _live_rows(x: _Inputs, old_permit: Tensor) -> Tensor | None:
     64 of 256 uids or more on the chain), so this saves the bulk of the epoch's work.
     Reads ``r`` back (one sync on a GPU).
     """
-    live = (old_permit & (x.weights.amax(-1) > 0)) | (x.bonds.amax(-1) > 0)  # u16: amax is the fast "any"
+    live = (old_permit & _nonzero_rows(x.weights)) | _nonzero_rows(x.bonds)
     count = max(1, int(live.sum(-1).max()))
     if count == x.n:
         return None
