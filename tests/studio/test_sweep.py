@@ -105,3 +105,8 @@ def test_sweep_refuses_bad_bases_and_uids() -> None:
         sweep(_subnet(), {"kappa": [0.5]}, group=[99])
     with pytest.raises(ValueRangeError):
         sweep(_subnet(), {"kappa": [0.5]}, epochs=0)
+    fractional = dataclasses.replace(_subnet(), weights=torch.as_tensor(_subnet().weights).double() + 0.5)
+    with pytest.raises(DTypeError, match="whole numbers"):
+        sweep(fractional, {"kappa": [0.5]}, epochs=2)
+    with pytest.raises(DTypeError, match="integers"):
+        sweep(dataclasses.replace(_subnet(), weights=torch.as_tensor(_subnet().weights) > 0), {"kappa": [0.5]})
