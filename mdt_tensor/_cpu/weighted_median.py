@@ -20,8 +20,9 @@ __all__ = ["row_index_bits", "numpy_encoding", "select_numpy"]
 
 #: Key elements per block of columns: 256 columns of 256 rows, so the transposed read stays in cache.
 BLOCK_ELEMENTS = 1 << 16
-#: Keys per slab of small matrices sorted together (``_median_slab``).
-SLAB_ELEMENTS = 1 << 16
+#: Keys per slab of small matrices sorted together (``_median_slab``), and the largest matrix
+#: that goes into one: 2 MB of int64 keys keep the per-slab numpy calls few.
+SLAB_ELEMENTS = 1 << 18
 #: The bits of +inf: above every finite weight, the key of excluded rows of float32 weights.
 EXCLUDED_FLOAT_KEY = 0x7FF0000000000000
 
@@ -226,9 +227,13 @@ def _slab_tasks(
     values: np.ndarray, stake: np.ndarray, included: np.ndarray, counts: np.ndarray, minority: np.ndarray,
     encoding: Encoding, out: np.ndarray,
 ) -> list[tuple[Any, ...]]:
-    """Slabs of whole matrices, about ``SLAB_ELEMENTS`` keys each."""
+    """Slabs of whole matrices, of about ``SLAB_ELEMENTS`` keys, at least two per pool worker
+    (when there are enough matrices), in whole rounds of the pool."""
     batch, rows, columns = values.shape
-    step = max(1, SLAB_ELEMENTS // (rows * columns))
+    threads = torch.get_num_threads()
+    slabs = max(-(-batch * rows * columns // SLAB_ELEMENTS), min(batch, 2 * threads))
+    slabs = -(-slabs // threads) * threads  # a whole number of rounds of the pool
+    step = -(-batch // slabs)
     return [
         (_median_slab, values, stake, included, counts, minority, encoding, start, min(start + step, batch), out)
         for start in range(0, batch, step)
