@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .threads import run_blocks
+from .threads import run_blocks, serial_pieces
 
 __all__ = ["NETWORK_MAX_COUNT", "StackMedianKernel", "stack_median_kernel", "stack_median_numpy"]
 
@@ -119,7 +119,8 @@ def _median_partition_numpy(stack: np.ndarray, start: int, stop: int, out: np.nd
 
     Each block is first copied out matrix by matrix (contiguous runs: a direct transposed read
     of rows a power-of-two apart thrashes the cache's sets), then transposed by torch's blocked
-    copy, so that each column's values are one contiguous row for ``np.partition``.
+    copy, so that each column's values are one contiguous row for ``np.partition``. The torch
+    operations take ``serial_pieces`` (this runs in a pool thread).
     """
     count = stack.shape[0]
     half = count // 2
@@ -132,13 +133,18 @@ def _median_partition_numpy(stack: np.ndarray, start: int, stop: int, out: np.nd
         n = end - begin
         np.copyto(staged[:, :n], stack[:, begin:end])
         block = columns[:n]
-        columns_t[:n].copy_(staged_t[:, :n].T)
+        pieces = serial_pieces(n, count)
+        for piece in pieces:
+            columns_t[piece].copy_(staged_t[:, piece].T)
         block.partition(half, axis=-1)  # NaN sorts last; np.median gives NaN for such a column
         upper = block[:, half]
         if count % 2:
             out[begin:end] = upper
         else:  # (torch's max along short rows is several times numpy's speed)
-            _midpoint_into(columns_t[:n, :half].amax(-1).numpy(), upper, out[begin:end])
+            lower = np.empty_like(upper)
+            for piece in pieces:
+                torch.amax(columns_t[piece, :half], -1, out=torch.from_numpy(lower[piece]))
+            _midpoint_into(lower, upper, out[begin:end])
         if np.isnan(staged[:, :n].max()):
             out[begin:end][np.isnan(block).any(axis=-1)] = np.nan
 

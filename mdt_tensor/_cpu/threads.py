@@ -16,10 +16,16 @@ import numpy as np
 import torch
 from torch import Tensor
 
-__all__ = ["cpu_thread_pool", "run_blocks", "chunked_numpy"]
+__all__ = ["cpu_thread_pool", "run_blocks", "chunked_numpy", "serial_pieces"]
 
 #: Elements per block of :func:`chunked_numpy`: 16K int64 values stay in L1/L2.
 CHUNK = 1 << 14
+#: The most elements a torch operation may touch in a pool thread: torch runs an operation
+#: of up to its parallel grain (``at::internal::GRAIN_SIZE``) in the calling thread. A larger
+#: one starts an OpenMP team in that thread, and once the process has more OpenMP threads than
+#: cores, libgomp stops spinning between parallel regions: every later torch operation of the
+#: process (the caller's too) then pays a futex wake-up, several times its cost on small tensors.
+TORCH_SERIAL_ELEMENTS = 1 << 15
 
 _pool: ThreadPoolExecutor | None = None
 _pool_lock = threading.Lock()
@@ -50,6 +56,16 @@ def run_blocks(function: Callable[..., Any], blocks: list[Any]) -> None:
         return
     for future in [cpu_thread_pool().submit(function, *block) for block in blocks]:
         future.result()
+
+
+def serial_pieces(rows: int, row_elements: int) -> list[slice]:
+    """Slices of ``rows`` rows of ``row_elements`` elements each, at most ``TORCH_SERIAL_ELEMENTS``
+    elements per slice: the pieces a pool thread hands to torch one by one (see there). One
+    slice with one torch thread (:func:`run_blocks` then runs every block in the caller)."""
+    if torch.get_num_threads() == 1:
+        return [slice(0, rows)]
+    step = max(1, TORCH_SERIAL_ELEMENTS // max(row_elements, 1))
+    return [slice(start, min(start + step, rows)) for start in range(0, rows, step)]
 
 
 def chunked_numpy(function: Callable[..., tuple[Any, Any]], *operands: Tensor) -> tuple[Tensor, Tensor]:

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .threads import run_blocks
+from .threads import run_blocks, serial_pieces
 
 __all__ = ["row_index_bits", "numpy_encoding", "select_numpy"]
 
@@ -153,7 +153,9 @@ def _median_slab(
     cumulative = np.empty(ranks.shape, dtype=stake.dtype)
     for i in range(k):  # one small table each: many times faster than one flat take with offsets
         np.take(stake[start + i], ranks[i], out=cumulative[i], mode="clip")  # excluded rows hold 0 stake
-    torch.from_numpy(cumulative).cumsum_(-1)  # (torch's scan along a short last axis is ~5x numpy's)
+    running = torch.from_numpy(cumulative).view(-1, rows)
+    for piece in serial_pieces(running.shape[0], rows):  # (this runs in a pool thread)
+        running[piece].cumsum_(-1)  # (torch's scan along a short last axis is ~5x numpy's)
     position = np.count_nonzero(cumulative <= minority[start:stop, None, None], axis=-1)
     np.minimum(position, np.maximum(counts[start:stop] - 1, 0)[:, None], out=position)
     answer_rows = np.take_along_axis(ranks, position[..., None], axis=-1)  # (k, N, 1)
