@@ -61,6 +61,28 @@ def _scaled_float_weights(w: Tensor, row_max: Tensor, top_bits: int) -> Tensor:
     return w64.mul_(_power_of_two(half)[:, None]).mul_(_power_of_two(shift - half)[:, None])
 
 
+#: Per float dtype: the integer dtype of its bits, its stored mantissa bits and exponent bias.
+_FLOAT_LAYOUT = {torch.float32: (torch.int32, 23, 127), torch.float64: (torch.int64, 52, 1023)}
+
+
+def _exact_integer_bits(w: Tensor, row_max: Tensor) -> int:
+    """The fewest bits ``b`` that hold the non-negative float weights ``w (B, N)`` as whole numbers
+    once each row is scaled by the power of two that puts its maximum ``row_max (B,)`` (positive)
+    in ``[2**(b - 1), 2**b)``: the widest span over the rows from the maximum's leading bit down
+    to the lowest set bit of any of its weights. Read from the floats' bits (exact, subnormals too).
+    """
+    int_dtype, mantissa_bits, bias = _FLOAT_LAYOUT[w.dtype]
+    bits = w.view(int_dtype)
+    stored_exponent = bits >> mantissa_bits  # 0 for zeros and subnormals (the sign bit is 0)
+    significand = (bits & ((1 << mantissa_bits) - 1)) | ((stored_exponent > 0).to(int_dtype) << mantissa_bits)
+    # the significand's lowest set bit, a power of two, read back as its own float's exponent
+    lowest_digit = ((significand & -significand).to(w.dtype).view(int_dtype) >> mantissa_bits) - bias
+    lowest = stored_exponent.clamp_(min=1) + lowest_digit - (bias + mantissa_bits)  # w's lowest bit: 2**lowest
+    lowest.masked_fill_(bits == 0, 1 << 20)  # zeros need no bits (every row has a positive weight)
+    top = torch.frexp(row_max).exponent.to(torch.int64)  # row_max < 2**top
+    return max(1, int((top - lowest.amin(dim=-1)).max()))
+
+
 def _float_limbs_sum(scaled: Tensor, limb_bits: int, limbs: int) -> DoubleDouble:
     """Σ scaled per row, exact to ``limbs * limb_bits`` bits below the units digit, as a double-double."""
     total = (torch.zeros_like(scaled[:, 0]), torch.zeros_like(scaled[:, 0]))
@@ -197,17 +219,11 @@ def _approx_path(totals: Tensor, w: Tensor, top_bits: int, method: ApportionMeth
     return floors, torch.zeros_like(left)
 
 
-def dtype_mantissa_bits(dtype: torch.dtype) -> int:
-    return {torch.float16: 11, torch.bfloat16: 8, torch.float32: 24}.get(dtype, 53)
-
-
 #: Elements per block of rows on CPU (see :func:`apportion_rows`).
 _CPU_BLOCK = 1 << 19
 
 
-def apportion_rows(
-    totals: Tensor, w: Tensor, row_max: Tensor, method: ApportionMethod, mantissa_bits: int
-) -> tuple[Tensor, Tensor]:
+def apportion_rows(totals: Tensor, w: Tensor, row_max: Tensor, method: ApportionMethod) -> tuple[Tensor, Tensor]:
     """Apportion (B,) totals over (B, N) weights in blocks of rows (each row independent).
 
     On CPU a block of at most ``_CPU_BLOCK`` elements keeps the int64 temporaries small: the
@@ -218,13 +234,13 @@ def apportion_rows(
     rows, n = w.shape
     per_block = max(1, _CPU_BLOCK // max(n, 1)) if w.device.type == "cpu" else rows
     if per_block >= rows:
-        return _apportion_block(totals, w, row_max, method, mantissa_bits)
+        return _apportion_block(totals, w, row_max, method)
     parts = torch.empty(w.shape, dtype=torch.int64, device=w.device)
     dust = torch.empty_like(totals)
     for start in range(0, rows, per_block):
         block = slice(start, start + per_block)
         out = parts[block]
-        block_parts, dust[block] = _apportion_block(totals[block], w[block], row_max[block], method, mantissa_bits, out)
+        block_parts, dust[block] = _apportion_block(totals[block], w[block], row_max[block], method, out)
         if block_parts.data_ptr() != out.data_ptr():
             out.copy_(block_parts)
     return parts, dust
@@ -235,7 +251,6 @@ def _apportion_block(
     w: Tensor,
     row_max: Tensor,
     method: ApportionMethod,
-    mantissa_bits: int,
     out: Tensor | None = None,
 ) -> tuple[Tensor, Tensor]:
     """Apportion (B,) totals over (B, N) non-negative weights, every row with a positive weight.
@@ -249,8 +264,8 @@ def _apportion_block(
         if bit_length(row_max) <= top_bits:
             return _exact_path(totals, values, bit_length(row_max), method, out=out)
         return _approx_path(totals, values, top_bits, method)
-    # First try as few bits as the dtype's mantissa (small integers: one long-division step).
-    for bits in sorted({min(mantissa_bits, top_bits), top_bits}):
+    # First the fewest bits that hold every weight exactly: the fewer, the fewer long-division steps.
+    for bits in sorted({min(_exact_integer_bits(w, row_max), top_bits), top_bits}):
         scaled = _scaled_float_weights(w, row_max, bits)
         # truncation: the floor of a non-negative value; int32 where it fits (half the memory)
         q = scaled.to(torch.int32 if bits <= 31 else torch.int64)

@@ -25,7 +25,7 @@ from .._validation import (
     normalize_dim,
 )
 from ..errors import DTypeError, ShapeError, ValueRangeError, WeiOverflowError, WeightError
-from ._shares import ApportionMethod, apportion_rows, dtype_mantissa_bits
+from ._shares import ApportionMethod, apportion_rows
 
 __all__ = ["Apportionment", "apportion"]
 
@@ -125,12 +125,12 @@ def apportion(
     """
     check_choice(method, "method", _METHODS)
     check_choice(zero_weights, "zero_weights", _ZERO_WEIGHT_POLICIES)
-    w, origin, dim, mantissa_bits = _read_weights(weights, dim)
+    w, origin, dim = _read_weights(weights, dim)
     totals = _totals_beside(total_wei, w)
     if validate:
         check_totals(totals, "total_wei")
     rows, row_totals, batch_shape = _flatten_rows(w, totals, dim)
-    parts, dust = _apportion_flat(row_totals, rows, w, batch_shape, method, zero_weights, mantissa_bits, validate)
+    parts, dust = _apportion_flat(row_totals, rows, w, batch_shape, method, zero_weights, validate)
     parts = parts.reshape(*batch_shape, rows.shape[-1]).movedim(-1, dim)
     return Apportionment(origin.wrap(parts), origin.wrap(dust.reshape(batch_shape)))
 
@@ -167,15 +167,14 @@ def check_totals(totals: Tensor, name: str) -> None:
         )
 
 
-def _read_weights(weights: Array, dim: int) -> tuple[Tensor, ArrayOrigin, int, int]:
-    """``(w, origin, dim, mantissa_bits)``: half floats widened (exactly) to float32, ``dim``
-    made non-negative, and the significant bits of the dtype as received."""
+def _read_weights(weights: Array, dim: int) -> tuple[Tensor, ArrayOrigin, int]:
+    """``(w, origin, dim)``: half floats widened (exactly) to float32, ``dim`` made non-negative."""
     w, origin = as_tensor(weights, "weights")
     check_float_or_int(w, "weights")
     if w.ndim == 0:
         raise ShapeError("Expected `weights` to have shape (*, N) (at least 1 dimension), but got a scalar.")
     dim = normalize_dim(dim, w.ndim)
-    return widen_half(w), origin, dim, dtype_mantissa_bits(w.dtype)
+    return widen_half(w), origin, dim
 
 
 def widen_half(tensor: Tensor) -> Tensor:
@@ -222,7 +221,6 @@ def _apportion_flat(
     batch_shape: tuple[int, ...],
     method: ApportionMethod,
     zero_weights: str,
-    mantissa_bits: int,
     validate: bool,
 ) -> tuple[Tensor, Tensor]:
     """Parts ``(B, N)`` and dust ``(B,)`` of the flattened rows (``w``: the weights as given, to
@@ -236,12 +234,12 @@ def _apportion_flat(
         _check_weight_values(rows, w)
     rows, row_max, empty = _rows_without_weight(rows, row_max, batch_shape, zero_weights)
     if not bool(empty.any()):
-        return apportion_rows(row_totals, rows, row_max, method, mantissa_bits)
+        return apportion_rows(row_totals, rows, row_max, method)
     if bool(empty.all()):
         return _nothing_paid(rows), row_totals
     parts, dust = _nothing_paid(rows), row_totals.clone()
     live = (~empty).nonzero().squeeze(-1)
-    parts[live], dust[live] = apportion_rows(row_totals[live], rows[live], row_max[live], method, mantissa_bits)
+    parts[live], dust[live] = apportion_rows(row_totals[live], rows[live], row_max[live], method)
     return parts, dust
 
 

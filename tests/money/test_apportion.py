@@ -68,6 +68,18 @@ def test_float32_weights_match_the_fraction_reference(total: int, weights: list[
         assert int(dust) == total - sum(got)
 
 
+@given(TOTALS, st.lists(u16_rows, min_size=1, max_size=4), st.sampled_from([torch.float32, torch.float64]))
+def test_normalised_u16_shares_floor_exactly(total: int, rows: list[list[int]], dtype: torch.dtype) -> None:
+    """Shares as the epoch makes them (u16 values over their row sum: a span of a few dozen bits,
+    held exactly with the fewest bits the floats need): every row's floors exact."""
+    n = max(map(len, rows))
+    values = torch.tensor([row + [0] * (n - len(row)) for row in rows], dtype=torch.float64)
+    shares = (values / values.sum(-1, keepdim=True)).to(dtype)
+    parts, dust = apportion(total, shares, method="floor")
+    for row, (got, left) in enumerate(zip(parts.tolist(), dust.tolist())):
+        assert (got, left) == floors(total, [float(x) for x in shares[row]]), f"row {row}"
+
+
 @given(TOTALS, int64_rows)
 def test_int64_weights_keep_the_quota_property(total: int, weights: list[int]) -> None:
     parts, dust = apportion(total, torch.tensor(weights))
