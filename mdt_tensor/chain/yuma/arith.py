@@ -10,7 +10,7 @@ is in ``docs/design/yuma-epoch.md`` ("Fixed-point helpers").
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -212,17 +212,25 @@ def payout_weights(incentive: Tensor, dividends: Tensor, nothing: Tensor, fallba
     return torch.where(nothing, torch.zeros_like(incentive), incentive), torch.where(nothing, fallback, dividends)
 
 
-def apportion_payout(
-    totals: Tensor, server_w: Tensor, validator_w: Tensor, method: Literal["largest_remainder", "floor"]
-) -> tuple[Tensor, Tensor]:
-    """Whole-wei server and validator payouts, apportioned over uid 0 server, uid 0 validator, uid 1 ...
+def _pairs(server_w: Tensor, validator_w: Tensor) -> Tensor:
+    """Server and validator weights ``(b, n)`` interleaved as ``(b, 2n)``: uid 0 server, uid 0 validator, uid 1 ..."""
+    return torch.stack((server_w, validator_w), dim=-1).flatten(-2)
+
+
+def _unpair(parts: Tensor) -> tuple[Tensor, Tensor]:
+    """The inverse of ``_pairs``: ``(b, 2n)`` -> server and validator ``(b, n)``."""
+    server, validator = parts.unflatten(-1, (-1, 2)).unbind(-1)
+    return server, validator
+
+
+def apportion_payout(totals: Tensor, server_w: Tensor, validator_w: Tensor) -> tuple[Tensor, Tensor]:
+    """Whole-wei server and validator payouts summing to ``totals``: largest remainders over
+    uid 0 server, uid 0 validator, uid 1 ... (ties to the earlier).
 
     A subnet without any share (no stake at all) is paid nothing: its emission is dust.
     """
-    interleaved = torch.stack((server_w, validator_w), dim=-1).flatten(-2)
-    parts = apportion(totals, interleaved, method=method, zero_weights="dust", validate=False).parts
-    parts = parts.reshape(*parts.shape[:-1], -1, 2)
-    return parts[..., 0], parts[..., 1]
+    pairs = _pairs(server_w, validator_w)
+    return _unpair(apportion(totals, pairs, method="largest_remainder", zero_weights="dust", validate=False).parts)
 
 
 # ------------------------------------------------------------------------------ the two strategies
@@ -261,9 +269,13 @@ class _Exact:
         """As ``_Float.normalize_`` (the division already reuses its own temporaries)."""
         return _normalize_exact(x, dim)
 
-    def normalize_u16(self, values: Tensor, drop: Tensor, dim: int) -> Tensor:
-        """Stored u16 ``values`` (any integer dtype) with the ``drop`` cells zeroed, normalised along ``dim``."""
-        kept = values.to(torch.int64).masked_fill(drop, 0)
+    def mask(self, flags: Tensor) -> Tensor:
+        """A bool tensor as 0/1 int64 (through uint8: the direct bool conversion is slow on the CPU)."""
+        return flags.view(torch.uint8).to(torch.int64)
+
+    def normalize_u16(self, values: Tensor, keep: Tensor, dim: int) -> Tensor:
+        """Stored u16 ``values`` (any integer dtype) times the 0/1 mask ``keep``, normalised along ``dim``."""
+        kept = values.to(torch.int64, copy=True).mul_(keep)
         return _div_fx(kept, kept.sum(dim, keepdim=True), a_small=True)
 
     def stake_proportions(self, raw: Tensor, valid: Tensor) -> Tensor:
@@ -324,26 +336,24 @@ class _Exact:
         alpha = low + _mul_fx_const(sigmoid, high - low)
         return _clamp(alpha, low, high)
 
-    def chain_emission(self, combined: Tensor, nothing: Tensor, fallback: Tensor, emission: Tensor) -> Tensor:
-        """The chain's ``Emission``: ``normalize(I + D)`` (or the stake) in I32F32, times E in I96F32."""
-        return _mul_wei(torch.where(nothing, fallback, self.normalize(combined)), emission)
-
     def chain_payout(
-        self, incentive: Tensor, dividends: Tensor, total: Tensor, nothing: Tensor, fallback: Tensor, emission: Tensor
-    ) -> tuple[Tensor, Tensor]:
-        """Server and validator wei as the chain floors them: each share in I32F32, then ``floor(share * E)``."""
+        self, incentive: Tensor, dividends: Tensor, combined: Tensor, nothing: Tensor, fallback: Tensor, emission: Tensor
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """Server and validator wei as the chain floors them (each share in I32F32, then
+        ``floor(share * E)``), and its ``Emission``: ``normalize(I + D)`` (or the stake) times E."""
+        total = combined.sum(-1, keepdim=True)
         server_share = _div_fx(incentive, total)
         validator_share = torch.where(nothing, fallback, _div_fx(dividends, total))
-        return _mul_wei(server_share, emission), _mul_wei(validator_share, emission)
+        emission_share = torch.where(nothing, fallback, self.normalize(combined))
+        return _mul_wei(server_share, emission), _mul_wei(validator_share, emission), _mul_wei(emission_share, emission)
 
     def to_u16(self, x: Tensor) -> Tensor:
         """``fixed_proportion_to_u16``: ``floor(x * 65535)`` saturated to [0, 65535]."""
         return fx_to_u16(x)
 
-    def to_u16_(self, x: Tensor, out: Tensor | None = None) -> Tensor:
-        """As ``_Float.to_u16_``: ``to_u16``, into ``out`` when given."""
-        bits = self.to_u16(x)
-        return bits if out is None else out.copy_(bits)
+    def to_u16_(self, x: Tensor, dtype: torch.dtype) -> Tensor:
+        """As ``_Float.to_u16_``: ``to_u16`` as integers of ``dtype``."""
+        return self.to_u16(x).to(dtype)
 
     def u16_proportion(self, x: Tensor) -> Tensor:
         """``I32F32::from(u16) / I32F32::from(65535)``."""
@@ -392,10 +402,14 @@ class _Float:
         total = x.sum(dim, keepdim=True)
         return x.div_(torch.where(total > 0, total, torch.ones_like(total)))
 
-    def normalize_u16(self, values: Tensor, drop: Tensor, dim: int) -> Tensor:
-        """One fresh float tensor, masked and normalised in place (a fresh (b, n, n) temporary
-        costs as much as the arithmetic on the CPU: new pages)."""
-        return self.normalize_(values.to(self.dtype, copy=True).masked_fill_(drop, 0), dim=dim)
+    def mask(self, flags: Tensor) -> Tensor:
+        """A bool tensor as 0/1 floats (through uint8: the direct bool conversion is slow on the CPU)."""
+        return flags.view(torch.uint8).to(self.dtype)
+
+    def normalize_u16(self, values: Tensor, keep: Tensor, dim: int) -> Tensor:
+        """One fresh float tensor, times the 0/1 mask ``keep`` and normalised in place (a fresh
+        (b, n, n) temporary costs as much as the arithmetic on the CPU: new pages)."""
+        return self.normalize_(values.to(self.dtype, copy=True).mul_(keep), dim=dim)
 
     def stake_proportions(self, raw: Tensor, valid: Tensor) -> Tensor:
         if raw.is_floating_point():  # scaled by a power of two first: a row sum cannot overflow
@@ -439,25 +453,27 @@ class _Float:
         sigmoid = 1.0 / (1.0 + e)
         return _clamp(low + sigmoid * (high - low), low, high)
 
-    def chain_emission(self, combined: Tensor, nothing: Tensor, fallback: Tensor, emission: Tensor) -> Tensor:
-        return apportion(emission.squeeze(-1), torch.where(nothing, fallback, combined), method="floor",
-                         zero_weights="dust", validate=False).parts
-
     def chain_payout(
-        self, incentive: Tensor, dividends: Tensor, total: Tensor, nothing: Tensor, fallback: Tensor, emission: Tensor
-    ) -> tuple[Tensor, Tensor]:
-        """The float shares, each floored to whole wei (the rest is dust)."""
-        server_w, validator_w = payout_weights(incentive, dividends, nothing, fallback)
-        return apportion_payout(emission.squeeze(-1), server_w, validator_w, "floor")
+        self, incentive: Tensor, dividends: Tensor, combined: Tensor, nothing: Tensor, fallback: Tensor, emission: Tensor
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """The float shares of server, validator and ``Emission`` (of ``I + D``), each floored to
+        whole wei (the rest is dust): one apportionment whose rows are every subnet's interleaved
+        server / validator weights, then its combined weights padded with zeros."""
+        b, n = incentive.shape
+        pairs = _pairs(*payout_weights(incentive, dividends, nothing, fallback))
+        emission_w = torch.nn.functional.pad(torch.where(nothing, fallback, combined), (0, n))
+        totals = emission.squeeze(-1)
+        parts = apportion(torch.cat((totals, totals)), torch.cat((pairs, emission_w)), method="floor",
+                          zero_weights="dust", validate=False).parts
+        return *_unpair(parts[:b]), parts[b:, :n]
 
     def to_u16(self, x: Tensor) -> Tensor:
         return torch.mul(x.to(torch.float64), U16_MAX).floor_().clamp_(0, U16_MAX).to(torch.int64)
 
-    def to_u16_(self, x: Tensor, out: Tensor | None = None) -> Tensor:
+    def to_u16_(self, x: Tensor, dtype: torch.dtype) -> Tensor:
         """``to_u16`` of a tensor the caller owns and no longer needs (float64: scaled in place),
-        into ``out`` (int64, x's shape) when given."""
-        scaled = x.to(torch.float64).mul_(U16_MAX).floor_().clamp_(0, U16_MAX)
-        return scaled.to(torch.int64) if out is None else out.copy_(scaled)  # whole numbers: exact
+        as integers of ``dtype`` (a 32-bit result converts several times faster than int64)."""
+        return x.to(torch.float64).mul_(U16_MAX).floor_().clamp_(0, U16_MAX).to(dtype)  # whole numbers: exact
 
     def u16_proportion(self, x: Tensor) -> Tensor:
         return x.to(self.dtype, copy=True).div_(U16_MAX)

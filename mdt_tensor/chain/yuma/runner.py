@@ -52,7 +52,7 @@ def _check_non_empty(x: _Inputs) -> None:
         raise ShapeError(f"Expected a non-empty batch of subnets with n >= 1, but got weights of shape {shape}.")
 
 
-def _wrap_result(core: _Core, x: _Inputs, payout_chain: bool) -> EpochResult:
+def _wrap_result(core: _Core, x: _Inputs) -> EpochResult:
     ops, origin = core.ops, x.origin
     batch, n = x.batch_shape, x.n
 
@@ -68,7 +68,7 @@ def _wrap_result(core: _Core, x: _Inputs, payout_chain: bool) -> EpochResult:
     return EpochResult(
         server_emission=out(core.server),
         validator_emission=out(core.validator),
-        emission=out(core.chain_emission if payout_chain else core.server + core.validator),
+        emission=out(core.chain_emission),
         dust=origin.wrap(core.dust.reshape(batch)),
         consensus=u16(core.consensus),
         incentive=u16(core.incentive),
@@ -140,7 +140,7 @@ def epoch(
     e = _emission_tensor(emission, x.batch_shape, x.weights.device, validate)
     _check_non_empty(x)
     p = _params_for(params, x.batch_shape, x.weights.device)
-    return _wrap_result(_epoch_core(x, p, e, ops, payout), x, payout == "chain")
+    return _wrap_result(_epoch_core(x, p, e, ops, payout), x)
 
 
 def next_state(
@@ -243,7 +243,7 @@ def _block_rows(x: _Inputs, first: Tensor, itemsize: int) -> int:
     return max(1, min(b, budget // (live * n * itemsize)))
 
 
-def _stack_results(blocks: list[list[_Core]], x: _Inputs, payout_chain: bool, bonds: Tensor) -> EpochResult:
+def _stack_results(blocks: list[list[_Core]], x: _Inputs, bonds: Tensor) -> EpochResult:
     """Per-block, per-epoch results as one :class:`EpochResult` with a leading epoch dimension.
 
     ``blocks[k][t]``: block k's epoch t; ``bonds``: ``(T, b, n, n)``, written by the epochs.
@@ -256,7 +256,7 @@ def _stack_results(blocks: list[list[_Core]], x: _Inputs, payout_chain: bool, bo
     }
     fields["bonds_u16"] = bonds.flatten(0, 1)
     stacked = _Core(**fields, ops=blocks[0][0].ops)
-    return _wrap_result(stacked, dataclasses.replace(x, batch_shape=(t, *x.batch_shape)), payout_chain)
+    return _wrap_result(stacked, dataclasses.replace(x, batch_shape=(t, *x.batch_shape)))
 
 
 def run_epochs(
@@ -342,7 +342,7 @@ def run_epochs(
     # the results' memory).
     x = _inputs_cat(finals, x.batch_shape, weights=stack[-1], bonds=bonds[-1].clone(),
                     weights_present=x.weights_present)
-    return _stack_results(blocks, x, payout == "chain", bonds), _state_from_inputs(x)
+    return _stack_results(blocks, x, bonds), _state_from_inputs(x)
 
 
 def _advance(x: _Inputs, core: _Core, blocks: int | Tensor) -> _Inputs:

@@ -93,17 +93,34 @@ def _reset_bonds(x: _Inputs, p: YumaParams) -> _Inputs:
     return dataclasses.replace(x, bonds=x.bonds.masked_fill(x.bonds_reset.unsqueeze(-2), 0))
 
 
+def _block_ranks(rows: Tensor, columns: Tensor, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
+    """Ranks of the int64 blocks ``rows (b, r)`` and ``columns (b, n)`` among both, in ``dtype``.
+
+    The rank is the count of strictly smaller values, so ``rows_i > columns_j`` exactly when
+    ``rank_i > rank_j``: a block comparison of every cell becomes ``(rank_i - rank_j).clamp(0, 1)``,
+    a 0/1 mask in the arithmetic's own dtype (ranks are below ``r + n``: exact in float32). On
+    the CPU that is several times cheaper than an int64 comparison into a bool tensor and the
+    bool mask's later use.
+    """
+    ordered = torch.cat((rows, columns), dim=-1).sort(dim=-1).values
+    return (torch.searchsorted(ordered, rows.contiguous()).to(dtype),
+            torch.searchsorted(ordered, columns.contiguous()).to(dtype))
+
+
 def _commit_reveal_mask(c: _Epoch, keep: Tensor) -> None:
     """Step 7, commit-reveal: drop W_ij when validator i's earliest active commit predates j's registration.
 
-    Only the sparse path has this mask (the chain's dense test path does not); ``keep`` is
-    ``(b, n, n)`` and updated in place. A commit block of -1 is "no active commit".
+    Only the sparse path has this mask (the chain's dense test path does not); ``keep`` is the
+    ``(b, r, n)`` 0/1 mask, updated in place. A commit block of -1 is "no active commit".
     """
     x = c.x
     if not (c.sparse and c.p.commit_reveal_weights_enabled) or x.commit_block is None:
         return
-    commit_block = c.row_values(x.commit_block).unsqueeze(-1)
-    keep &= ~((commit_block >= 0) & (commit_block < x.block_at_registration.unsqueeze(-2)))
+    commit_block = c.row_values(x.commit_block)
+    commit_rank, registered_rank = _block_ranks(commit_block, x.block_at_registration, keep.dtype)
+    commit_rank.masked_fill_(commit_block < 0, x.n + commit_block.shape[-1])  # above every rank: drops nothing
+    committed_before = (registered_rank.unsqueeze(-2) - commit_rank.unsqueeze(-1)).clamp_(0, 1)
+    keep.sub_(committed_before).clamp_(min=0)
 
 
 def _cell(value: Any) -> Any:
@@ -180,26 +197,37 @@ def _live_rows(x: _Inputs, old_permit: Tensor) -> Tensor | None:
 def _weights(c: _Epoch, old_permit: Tensor) -> tuple[Tensor, Tensor]:
     """Step 7: permit rows, the diagonal (except the owner's on the sparse path), outdated cells; rows normalised.
 
-    Returns the normalised weights and the mask of the cells kept.
+    Returns the normalised weights and the 0/1 mask of the cells kept (the arithmetic's dtype).
     """
     x = c.x
-    # (old_permit already excludes padded rows; padded columns are masked where padding exists)
-    last_update = c.row_values(x.last_update)
-    keep = c.row_values(old_permit).unsqueeze(-1) & (last_update.unsqueeze(-1) > x.block_at_registration.unsqueeze(-2))
+    # A cell is outdated unless its validator's last update came after the uid's registration.
+    updated_rank, registered_rank = _block_ranks(c.row_values(x.last_update), x.block_at_registration, c.ops.dtype)
+    updated_rank.masked_fill_(~c.row_values(old_permit), -1)  # below every rank: the row is dropped
     if x.padded:
-        keep &= x.valid.unsqueeze(-2)
+        registered_rank.masked_fill_(~x.valid, x.n + updated_rank.shape[-1])  # above every rank
+    keep = (updated_rank.unsqueeze(-1) - registered_rank.unsqueeze(-2)).clamp_(0, 1)
     _commit_reveal_mask(c, keep)
+    _drop_self_weights(c, keep)
+    if x.weights_present is not None:
+        keep.mul_(c.ops.mask(c.row_matrix(x.weights_present)))
+    return c.ops.normalize_u16(c.row_matrix(x.weights), keep, dim=-1), keep
+
+
+def _drop_self_weights(c: _Epoch, keep: Tensor) -> None:
+    """The cells of a validator's weight on itself zeroed in ``keep (b, r, n)``, the owner's kept on the sparse path."""
     if c.rows is None:
         diagonal = keep.diagonal(dim1=-2, dim2=-1)  # a view: the rule is applied in place
         if c.sparse:
-            diagonal &= c.is_owner
+            diagonal.mul_(c.ops.mask(c.is_owner))
         else:
-            diagonal.fill_(False)
+            diagonal.zero_()
+        return
+    self_cells = c.rows.unsqueeze(-1)  # (b, r, 1): the column of each row's own uid
+    if c.sparse:
+        kept = keep.gather(-1, self_cells).mul_(c.ops.mask(c.row_values(c.is_owner)).unsqueeze(-1))
+        keep.scatter_(-1, self_cells, kept)
     else:
-        self_cells = c.rows.unsqueeze(-1) == torch.arange(x.n, device=keep.device)
-        keep &= ~(self_cells & ~c.is_owner.unsqueeze(-2)) if c.sparse else ~self_cells
-    present = keep if x.weights_present is None else keep & c.row_matrix(x.weights_present)
-    return c.ops.normalize_u16(c.row_matrix(x.weights), ~present, dim=-1), present
+        keep.scatter_(-1, self_cells, 0)
 
 
 def _consensus(c: _Epoch, weights: Tensor, active_stake: Tensor, in_place: bool) -> tuple[Tensor, Tensor, Tensor]:
@@ -230,9 +258,13 @@ def _bond_weights(c: _Epoch, weights: Tensor, clipped: Tensor, beta: Any) -> Ten
 
 
 def _bond_cells(
-    c: _Epoch, beta: Any, present: Tensor, weights: Tensor, consensus: Tensor, bond_weights: Tensor
+    c: _Epoch, beta: Any, keep: Tensor, weights: Tensor, consensus: Tensor, bond_weights: Tensor
 ) -> Tensor:
-    """The cells the sparse path keeps in the bond weights (only the liquid-alpha EMA can tell)."""
+    """The cells the sparse path keeps in the bond weights (only the liquid-alpha EMA can tell).
+
+    ``keep``: the 0/1 mask of the weights' cells (``_weights``).
+    """
+    present = keep > 0
     if not c.sparse:
         return torch.ones_like(present)
     if _is(beta, 0):
@@ -247,15 +279,16 @@ def _bond_cells(
 
 
 def _original_bonds(
-    c: _Epoch, bond_weights: Tensor, drop: Tensor, active_stake: Tensor, incentive: Tensor, in_place: bool
+    c: _Epoch, bond_weights: Tensor, bonds_kept: Tensor, active_stake: Tensor, incentive: Tensor, in_place: bool
 ) -> tuple[Tensor, Tensor]:
     """Step 13, original Yuma: the bonds EMA of stake-weighted bond weights; dividends and stored bonds.
 
+    ``bonds_kept``: the 0/1 mask of the stored bonds that count (``_bonds_kept``);
     ``active_stake``: at the computed rows ``(b, r)``; ``in_place``: ``bond_weights`` may be
     overwritten (the float path, when nothing reads it again).
     """
     ops = c.ops
-    bonds = ops.normalize_u16(c.row_matrix(c.x.bonds), drop, dim=-2)
+    bonds = ops.normalize_u16(c.row_matrix(c.x.bonds), bonds_kept, dim=-2)
     weighed = bond_weights.mul_(active_stake.unsqueeze(-1)) if in_place else ops.mul(active_stake.unsqueeze(-1), bond_weights)
     delta = ops.normalize_(weighed, dim=-2)
     alpha: Any = _cell(ops.bonds_ema_alpha(c.p.bonds_moving_average))
@@ -265,15 +298,15 @@ def _original_bonds(
 
 
 def _yuma3_bonds(
-    c: _Epoch, bond_weights: Tensor, cells: Callable[[], Tensor], drop: Tensor, consensus: Tensor,
+    c: _Epoch, bond_weights: Tensor, cells: Callable[[], Tensor], bonds_kept: Tensor, consensus: Tensor,
     active_stake: Tensor, incentive: Tensor,
 ) -> tuple[Tensor, Tensor]:
     """Step 13, Yuma 3: the bonds EMA (``compute_bonds_sparse``); dividends and stored bonds.
 
-    ``active_stake``: at the computed rows ``(b, r)``.
+    ``bonds_kept``: as in ``_original_bonds``; ``active_stake``: at the computed rows ``(b, r)``.
     """
     ops = c.ops
-    bonds = ops.u16_proportion(c.row_matrix(c.x.bonds).masked_fill(drop, 0))
+    bonds = ops.u16_proportion(c.row_matrix(c.x.bonds)).mul_(bonds_kept)
     ema = _yuma3_ema(c, bond_weights, cells, bonds, consensus)
     ema_norm = ops.normalize(ema, dim=-2)
     per_validator = ops.mul(incentive.unsqueeze(-2), ema_norm).sum(-1)
@@ -320,21 +353,36 @@ def _emission(
 ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """Step 14: shares of ``I + D`` (or of the stake when nothing is weighted), floored or apportioned.
 
-    Returns server and validator wei, the chain's ``Emission`` item and the dust.
+    Returns server and validator wei, the ``Emission`` item (the chain's own floors of the
+    combined shares, or with ``payout="exact"`` server + validator) and the dust.
     """
     combined = incentive + dividends
     total = combined.sum(-1, keepdim=True)
     nothing = total <= 0
     fallback = torch.where(active_stake.sum(-1, keepdim=True) > 0, active_stake, stake)
     totals = emission.squeeze(-1)  # (b,)
-    chain_emission = c.ops.chain_emission(combined, nothing, fallback, emission)
     if payout == "chain":
-        server, validator = c.ops.chain_payout(incentive, dividends, total, nothing, fallback, emission)
+        server, validator, chain_emission = c.ops.chain_payout(incentive, dividends, combined, nothing, fallback, emission)
     else:
         server_w, validator_w = payout_weights(incentive, dividends, nothing, fallback)
-        server, validator = apportion_payout(totals, server_w, validator_w, "largest_remainder")
+        server, validator = apportion_payout(totals, server_w, validator_w)
+        chain_emission = server + validator
     dust = totals - (server + validator).sum(-1)
     return server, validator, chain_emission, dust
+
+
+def _bonds_kept(c: _Epoch) -> Tensor:
+    """The 0/1 mask of the stored bonds the epoch reads: ``(b, 1, n)``, ``(b, r, n)`` with padding.
+
+    The bonds of uids registered since the last tempo are dropped (``last_tempo <= registration``),
+    and with padding every cell of a padded row or column.
+    """
+    x, ops = c.x, c.ops
+    last_tempo = (x.block - c.p.tempo).clamp(min=0)
+    kept = ops.mask(last_tempo > x.block_at_registration).unsqueeze(-2)
+    if x.padded:
+        kept = kept * ops.mask(c.row_values(x.valid)).unsqueeze(-1) * ops.mask(x.valid).unsqueeze(-2)
+    return kept
 
 
 def _stored_bonds(c: _Epoch, stored: Tensor, new_permit: Tensor, old_permit: Tensor, out: Tensor | None) -> Tensor:
@@ -345,18 +393,18 @@ def _stored_bonds(c: _Epoch, stored: Tensor, new_permit: Tensor, old_permit: Ten
     zeros: only the computed rows are written) instead of a fresh int64 one.
     """
     x = c.x
-    bonds_u16 = c.ops.to_u16_(stored, out=out if c.rows is None else None)
-    bonds_u16.masked_fill_(~c.row_values(new_permit).unsqueeze(-1), 0)
+    stored.mul_(c.ops.mask(c.row_values(new_permit)).unsqueeze(-1))
+    bonds_u16 = c.ops.to_u16_(stored, torch.int64 if out is None else out.dtype)
     if not c.sparse:
         untouched = c.row_values(~new_permit & ~old_permit).unsqueeze(-1)
         torch.where(untouched, c.row_matrix(x.bonds).to(bonds_u16.dtype), bonds_u16, out=bonds_u16)
     if x.padded:
         bonds_u16.masked_fill_(~(c.row_values(x.valid).unsqueeze(-1) & x.valid.unsqueeze(-2)), 0)
     if c.rows is None:
-        return bonds_u16
+        return bonds_u16 if out is None else out.copy_(bonds_u16)
     b = bonds_u16.shape[0]
     full = torch.zeros((b, x.n, x.n), dtype=torch.int64, device=bonds_u16.device) if out is None else out
-    full.view(b * x.n, x.n).index_copy_(0, c.flat_rows(), bonds_u16.to(full.dtype).view(-1, x.n))
+    full.view(b * x.n, x.n).index_copy_(0, c.flat_rows(), bonds_u16.view(-1, x.n))
     return full  # the rows not computed stay empty
 
 
@@ -376,7 +424,7 @@ def _epoch_core(
     active_stake = _active_stake(c, stake, active, old_permit)
     c = dataclasses.replace(c, rows=_live_rows(x, old_permit))
     row_stake = c.row_values(active_stake)
-    weights, present = _weights(c, old_permit)
+    weights, keep = _weights(c, old_permit)
     beta: Any = ops.const_ratio(p.bonds_penalty, U16_MAX)  # int bits (exact) or float
     # The float path's original bonds with beta = 1 never read W after clipping, nor W-bar after
     # weighing it by stake: both steps then run in place on the weights' own tensor.
@@ -384,15 +432,12 @@ def _epoch_core(
     consensus, clipped, validator_trust = _consensus(c, weights, active_stake, in_place)
     incentive = ops.normalize(ops.vec_mat(row_stake, clipped))  # step 11: ranks, incentive
     bond_weights = _bond_weights(c, weights, clipped, beta)
-    last_tempo = (x.block - p.tempo).clamp(min=0)
-    drop = (last_tempo <= x.block_at_registration).unsqueeze(-2)  # (b, 1, n): bonds of fresh uids
-    if x.padded:
-        drop = drop | ~(c.row_values(x.valid).unsqueeze(-1) & x.valid.unsqueeze(-2))
+    bonds_kept = _bonds_kept(c)
     if p.yuma3:
-        cells = lambda: _bond_cells(c, beta, present, weights, consensus, bond_weights)  # noqa: E731
-        dividends, stored = _yuma3_bonds(c, bond_weights, cells, drop, consensus, row_stake, incentive)
+        cells = lambda: _bond_cells(c, beta, keep, weights, consensus, bond_weights)  # noqa: E731
+        dividends, stored = _yuma3_bonds(c, bond_weights, cells, bonds_kept, consensus, row_stake, incentive)
     else:
-        dividends, stored = _original_bonds(c, bond_weights, drop, row_stake, incentive, in_place)
+        dividends, stored = _original_bonds(c, bond_weights, bonds_kept, row_stake, incentive, in_place)
     dividends, validator_trust = c.uid_values(dividends), c.uid_values(validator_trust)
     server, validator, chain_emission, dust = _emission(c, incentive, dividends, active_stake, stake, emission, payout)
     return _Core(
