@@ -317,7 +317,8 @@ def _yuma3_ema(c: _Epoch, weights: Tensor, cells: Callable[[], Tensor], bonds: T
     """Yuma 3 bonds EMA: scalar alpha, or liquid alpha per cell (``alpha_sigmoid``)."""
     ops, p, x = c.ops, c.p, c.x
     ema_alpha: Any = _cell(ops.bonds_ema_alpha(p.bonds_moving_average))
-    plain = ops.ema(weights, bonds, ema_alpha)  # both terms >= 0
+    # both terms >= 0; without liquid alpha nothing reads the bond weights or the bonds again
+    plain = ops.ema(weights, bonds, ema_alpha, consume=not p.liquid_alpha)
     if not p.liquid_alpha:
         return plain
     reference = _liquid_reference(c, consensus).masked_fill(~x.valid, 0)
@@ -426,9 +427,10 @@ def _epoch_core(
     row_stake = c.row_values(active_stake)
     weights, keep = _weights(c, old_permit)
     beta: Any = ops.const_ratio(p.bonds_penalty, U16_MAX)  # int bits (exact) or float
-    # The float path's original bonds with beta = 1 never read W after clipping, nor W-bar after
-    # weighing it by stake: both steps then run in place on the weights' own tensor.
-    in_place = ops.in_place and not p.yuma3 and _is(beta, ops.one)
+    # With beta = 1 the float path never reads W after clipping (but Yuma 3's liquid alpha does),
+    # nor the original bonds' W-bar after weighing it by stake: those steps then run in place on
+    # the weights' own tensor.
+    in_place = ops.in_place and _is(beta, ops.one) and not (p.yuma3 and p.liquid_alpha)
     consensus, clipped, validator_trust = _consensus(c, weights, active_stake, in_place)
     incentive = ops.normalize(ops.vec_mat(row_stake, clipped))  # step 11: ranks, incentive
     bond_weights = _bond_weights(c, weights, clipped, beta)
