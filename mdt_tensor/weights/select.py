@@ -1,8 +1,9 @@
 """``top_k_weights``: keep the k largest weights of every row, ties to the lower index.
 
-``torch.topk`` does not say which of several equal values it returns, so the k + 1 largest are
-found (two-stage on long rows), everything above the smallest of them is kept, and copies of that
-value fill the remaining places from the lowest index up. See ``docs/design/weights.md``.
+``torch.topk`` (and ``np.argpartition``, which the CPU uses: ``_cpu/select.py``) does not say
+which of several equal values it returns, so the k + 1 largest are found (two-stage on long
+rows), everything above the smallest of them is kept, and copies of that value fill the
+remaining places from the lowest index up. See ``docs/design/weights.md``.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ import torch
 from torch import Tensor
 
 from .._array import Array
+from .._cpu.engine import use_numpy_kernel
+from .._cpu.select import largest_indices_numpy
 from .._validation import check_fits_dtype, check_int, check_not_nan, check_number, normalize_dim
 from ._common import empty_like, read_weights, rows_back, rows_last
 
@@ -95,21 +98,31 @@ def _top_k_plus_one(rows: Tensor, k: int) -> tuple[Tensor, Tensor]:
     width = _TOPK_GROUP
     groups = size // width
     if groups < 4 * keep:
-        return torch.topk(rows, keep, dim=1, largest=True, sorted=False)
+        return _largest(rows, keep)
     body = rows[:, : width * groups].reshape(num_rows * groups, width)  # group g of row r: body[r * G + g]
     # The groups' maxima by max-pooling (a reduction over a contiguous innermost 8 is slower on the CPU).
     maxima = torch.nn.functional.max_pool1d(rows[:, : width * groups].unsqueeze(1), width).view(num_rows, groups)
-    _, best = torch.topk(maxima, keep, dim=1, largest=True, sorted=False)
+    best = _largest(maxima, keep)[1]
     first_group = torch.arange(0, num_rows * groups, groups, device=rows.device).unsqueeze(1)
     candidates = body.index_select(0, (best + first_group).reshape(-1)).view(num_rows, keep * width)
     tail = size - width * groups
     if tail:
         candidates = torch.cat([candidates, rows[:, width * groups :]], 1)
-    values, chosen = torch.topk(candidates, keep, dim=1, largest=True, sorted=False)
+    values, chosen = _largest(candidates, keep)
     in_groups = chosen < keep * width
     slot = torch.where(in_groups, chosen, 0)
     positions = best.gather(1, slot // width) * width + slot % width
     return values, torch.where(in_groups, positions, chosen - keep * width + width * groups)
+
+
+def _largest(rows: Tensor, count: int) -> tuple[Tensor, Tensor]:
+    """The ``count`` largest values of every row of ``(R, N)`` and their indices, in any order:
+    ``np.argpartition`` on CPU float32/float64 (``_cpu/select.py``), else ``torch.topk``."""
+    if rows.dtype in (torch.float32, torch.float64) and use_numpy_kernel(rows):
+        indices = largest_indices_numpy(rows, count)
+        return rows.gather(1, indices), indices
+    values, indices = torch.topk(rows, count, dim=1, largest=True, sorted=False)
+    return values, indices
 
 
 def _place_ties(rows: Tensor, result: Tensor, free: Tensor, threshold: Tensor) -> None:

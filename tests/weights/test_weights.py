@@ -335,10 +335,16 @@ def tied_batched(draw: st.DrawFn) -> tuple[np.ndarray, int, int]:
     return array, dim, k
 
 
+@pytest.mark.parametrize("engine", ["numpy", "torch"])  # np.argpartition or torch.topk on the CPU
 @given(data=tied_batched(), other=st.sampled_from([0.0, -1.0, 7.5]))
-def test_top_k_matches_reference_with_ties_to_the_lower_index(data: tuple[np.ndarray, int, int], other: float) -> None:
+def test_top_k_matches_reference_with_ties_to_the_lower_index(
+    engine: str, data: tuple[np.ndarray, int, int], other: float
+) -> None:
+    from mdt_tensor._cpu import cpu_engine
+
     array, dim, k = data
-    result = mt.top_k_weights(array, k, dim=dim, other_value=other)
+    with cpu_engine(engine):  # type: ignore[arg-type]
+        result = mt.top_k_weights(array, k, dim=dim, other_value=other)
     expected = per_row(lambda r: ref_top_k(r, k, other), array, dim)
     np.testing.assert_array_equal(result, expected.astype(array.dtype))
 
@@ -528,12 +534,16 @@ def long_tied_rows(draw: st.DrawFn) -> tuple[np.ndarray, int]:
     return array, k
 
 
+@pytest.mark.parametrize("engine", ["numpy", "torch"])
 @given(data=long_tied_rows())
-def test_two_stage_top_k_matches_reference(data: tuple[np.ndarray, int]) -> None:
+def test_two_stage_top_k_matches_reference(engine: str, data: tuple[np.ndarray, int]) -> None:
+    from mdt_tensor._cpu import cpu_engine
+
     array, k = data
     expected = per_row(lambda r: ref_top_k(r, k, 0.0), array, -1)
-    np.testing.assert_array_equal(mt.top_k_weights(array, k), expected.astype(np.float32))
-    np.testing.assert_array_equal(mt.top_k_weights(array.T.copy(), k, dim=0), expected.T.astype(np.float32))
+    with cpu_engine(engine):  # type: ignore[arg-type]
+        np.testing.assert_array_equal(mt.top_k_weights(array, k), expected.astype(np.float32))
+        np.testing.assert_array_equal(mt.top_k_weights(array.T.copy(), k, dim=0), expected.T.astype(np.float32))
 
 
 @pytest.mark.parametrize("block_bytes", [1, 64, 1 << 22])
