@@ -31,7 +31,7 @@ class _Core:
 
     server: Tensor
     validator: Tensor
-    chain_emission: Tensor
+    chain_emission: Tensor  # the Emission item: the chain's floors, or server + validator (payout="exact")
     dust: Tensor
     stake_weight: Tensor
     active_stake: Tensor
