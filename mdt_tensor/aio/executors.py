@@ -43,6 +43,11 @@ class ThreadPoolExecutor(concurrent.futures.ThreadPoolExecutor):
     ``submit`` and ``map`` (which submits through ``submit``) are counted; a future that is
     cancelled counts as cancelled, one that raises as failed. Counters are updated under a lock.
 
+    A torch operation on more than about 32K elements in a worker starts an OpenMP team in that
+    thread; with more OpenMP threads than cores, every later torch operation of the process
+    slows down several times (``docs/design/weighted-median.md``). Give workers numpy work, or
+    torch operations on pieces of at most 32K elements (torch runs those in the calling thread).
+
     Example:
         >>> with ThreadPoolExecutor(max_workers=2) as ex:
         ...     squares = list(ex.map(lambda x: x * x, range(4)))
