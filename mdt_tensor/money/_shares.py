@@ -9,6 +9,7 @@ between them and its precision are explained in ``docs/design/apportion.md``.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Literal
 
 import torch
@@ -81,6 +82,21 @@ def _exact_integer_bits(w: Tensor, row_max: Tensor) -> int:
     lowest.masked_fill_(bits == 0, 1 << 20)  # zeros need no bits (every row has a positive weight)
     top = torch.frexp(row_max).exponent.to(torch.int64)  # row_max < 2**top
     return max(1, int((top - lowest.amin(dim=-1)).max()))
+
+
+def _bits_to_try(w: Tensor, row_max: Tensor, top_bits: int) -> Iterator[int]:
+    """The scalings ``_apportion_block`` tries, fewest bits first (the fewer bits, the fewer
+    long-division steps): the dtype's significand (small integers, weights on a grid such as
+    ``torch.rand``'s 2**-24: one cheap check), then where that fails the fewest bits that hold
+    every weight whole (``_exact_integer_bits``, about ten passes over the weights), and last
+    the most the row sum allows (its scaling also serves the rows that are not whole)."""
+    first = min(24 if w.dtype == torch.float32 else 53, top_bits)
+    yield first
+    if first < top_bits:
+        fewest = _exact_integer_bits(w, row_max)
+        if first < fewest < top_bits:
+            yield fewest
+        yield top_bits
 
 
 def _float_limbs_sum(scaled: Tensor, limb_bits: int, limbs: int) -> DoubleDouble:
@@ -264,8 +280,7 @@ def _apportion_block(
         if bit_length(row_max) <= top_bits:
             return _exact_path(totals, values, bit_length(row_max), method, out=out)
         return _approx_path(totals, values, top_bits, method)
-    # First the fewest bits that hold every weight exactly: the fewer, the fewer long-division steps.
-    for bits in sorted({min(_exact_integer_bits(w, row_max), top_bits), top_bits}):
+    for bits in _bits_to_try(w, row_max, top_bits):
         scaled = _scaled_float_weights(w, row_max, bits)
         # truncation: the floor of a non-negative value; int32 where it fits (half the memory)
         q = scaled.to(torch.int32 if bits <= 31 else torch.int64)
