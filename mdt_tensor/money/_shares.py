@@ -66,22 +66,31 @@ def _scaled_float_weights(w: Tensor, row_max: Tensor, top_bits: int) -> Tensor:
 _FLOAT_LAYOUT = {torch.float32: (torch.int32, 23, 127), torch.float64: (torch.int64, 52, 1023)}
 
 
-def _exact_integer_bits(w: Tensor, row_max: Tensor) -> int:
+def _exact_integer_bits(w: Tensor, row_max: Tensor, limit: int) -> int:
     """The fewest bits ``b`` that hold the non-negative float weights ``w (B, N)`` as whole numbers
     once each row is scaled by the power of two that puts its maximum ``row_max (B,)`` (positive)
     in ``[2**(b - 1), 2**b)``: the widest span over the rows from the maximum's leading bit down
     to the lowest set bit of any of its weights. Read from the floats' bits (exact, subnormals too).
+
+    Where the exponents alone show that more than ``limit`` bits are needed, a lower bound above
+    ``limit`` is returned without reading the significands: the result exceeds ``limit`` exactly
+    when ``b`` does, and is ``b`` otherwise.
     """
     int_dtype, mantissa_bits, bias = _FLOAT_LAYOUT[w.dtype]
     bits = w.view(int_dtype)
-    stored_exponent = bits >> mantissa_bits  # 0 for zeros and subnormals (the sign bit is 0)
-    significand = (bits & ((1 << mantissa_bits) - 1)) | ((stored_exponent > 0).to(int_dtype) << mantissa_bits)
-    # the significand's lowest set bit, a power of two, read back as its own float's exponent
-    lowest_digit = ((significand & -significand).to(w.dtype).view(int_dtype) >> mantissa_bits) - bias
-    lowest = stored_exponent.clamp_(min=1) + lowest_digit - (bias + mantissa_bits)  # w's lowest bit: 2**lowest
-    lowest.masked_fill_(bits == 0, 1 << 20)  # zeros need no bits (every row has a positive weight)
+    # the stored exponent e: w's leading bit is 2**(e - bias) (subnormals: e = 1, their bits below)
+    exponent = (bits >> mantissa_bits).clamp_(min=1).masked_fill_(bits == 0, 1 << 20)  # zeros need no bits
     top = torch.frexp(row_max).exponent.to(torch.int64)  # row_max < 2**top
-    return max(1, int((top - lowest.amin(dim=-1)).max()))
+    at_least = int((top - (exponent.amin(dim=-1) - bias)).max())  # a lowest bit is at most the leading one
+    if at_least > limit:
+        return at_least
+    # the significand's lowest set bit (bit `mantissa_bits` stands in for the implicit leading one;
+    # a subnormal's bits all lie below it), a power of two read back through its own float's exponent
+    significand = bits | (1 << mantissa_bits)
+    lowest_digit = (significand & -significand).to(w.dtype).view(int_dtype) >> mantissa_bits
+    # w's lowest set bit: 2**(e - bias - mantissa_bits + lowest_digit - bias)
+    lowest = exponent.add_(lowest_digit).amin(dim=-1) - (2 * bias + mantissa_bits)
+    return max(1, int((top - lowest).max()))
 
 
 def _bits_to_try(w: Tensor, row_max: Tensor, top_bits: int) -> Iterator[int]:
@@ -93,7 +102,7 @@ def _bits_to_try(w: Tensor, row_max: Tensor, top_bits: int) -> Iterator[int]:
     first = min(24 if w.dtype == torch.float32 else 53, top_bits)
     yield first
     if first < top_bits:
-        fewest = _exact_integer_bits(w, row_max)
+        fewest = _exact_integer_bits(w, row_max, top_bits)
         if first < fewest < top_bits:
             yield fewest
         yield top_bits
