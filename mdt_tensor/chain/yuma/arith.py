@@ -337,14 +337,17 @@ class _Exact:
         return _clamp(alpha, low, high)
 
     def chain_payout(
-        self, incentive: Tensor, dividends: Tensor, combined: Tensor, nothing: Tensor, fallback: Tensor, emission: Tensor
+        self, incentive: Tensor, dividends: Tensor, combined: Tensor, total: Tensor, nothing: Tensor,
+        fallback: Tensor, emission: Tensor,
     ) -> tuple[Tensor, Tensor, Tensor]:
         """Server and validator wei as the chain floors them (each share in I32F32, then
-        ``floor(share * E)``), and its ``Emission``: ``normalize(I + D)`` (or the stake) times E."""
-        total = combined.sum(-1, keepdim=True)
+        ``floor(share * E)``), and its ``Emission``: ``normalize(I + D)`` (or the stake) times E.
+
+        ``total``: ``combined``'s row sums ``(b, 1)``.
+        """
         server_share = _div_fx(incentive, total)
         validator_share = torch.where(nothing, fallback, _div_fx(dividends, total))
-        emission_share = torch.where(nothing, fallback, self.normalize(combined))
+        emission_share = torch.where(nothing, fallback, _div_fx(combined, total))  # normalize(combined)
         return _mul_wei(server_share, emission), _mul_wei(validator_share, emission), _mul_wei(emission_share, emission)
 
     def to_u16(self, x: Tensor) -> Tensor:
@@ -454,11 +457,13 @@ class _Float:
         return _clamp(low + sigmoid * (high - low), low, high)
 
     def chain_payout(
-        self, incentive: Tensor, dividends: Tensor, combined: Tensor, nothing: Tensor, fallback: Tensor, emission: Tensor
+        self, incentive: Tensor, dividends: Tensor, combined: Tensor, total: Tensor, nothing: Tensor,
+        fallback: Tensor, emission: Tensor,
     ) -> tuple[Tensor, Tensor, Tensor]:
         """The float shares of server, validator and ``Emission`` (of ``I + D``), each floored to
         whole wei (the rest is dust): one apportionment whose rows are every subnet's interleaved
-        server / validator weights, then its combined weights padded with zeros."""
+        server / validator weights, then its combined weights padded with zeros (the apportionment
+        sums each row exactly itself: ``total`` is not read)."""
         b, n = incentive.shape
         pairs = _pairs(*payout_weights(incentive, dividends, nothing, fallback))
         emission_w = torch.nn.functional.pad(torch.where(nothing, fallback, combined), (0, n))

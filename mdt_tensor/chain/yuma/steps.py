@@ -363,7 +363,9 @@ def _emission(
     fallback = torch.where(active_stake.sum(-1, keepdim=True) > 0, active_stake, stake)
     totals = emission.squeeze(-1)  # (b,)
     if payout == "chain":
-        server, validator, chain_emission = c.ops.chain_payout(incentive, dividends, combined, nothing, fallback, emission)
+        server, validator, chain_emission = c.ops.chain_payout(
+            incentive, dividends, combined, total, nothing, fallback, emission
+        )
     else:
         server_w, validator_w = payout_weights(incentive, dividends, nothing, fallback)
         server, validator = apportion_payout(totals, server_w, validator_w)
