@@ -99,7 +99,7 @@ def _bits_to_try(w: Tensor, row_max: Tensor, top_bits: int) -> Iterator[int]:
     ``torch.rand``'s 2**-24: one cheap check), then where that fails the fewest bits that hold
     every weight whole (``_exact_integer_bits``, about ten passes over the weights), and last
     the most the row sum allows (its scaling also serves the rows that are not whole)."""
-    first = min(24 if w.dtype == torch.float32 else 53, top_bits)
+    first = min(_FLOAT_LAYOUT[w.dtype][1] + 1, top_bits)  # the significand, its leading bit included
     yield first
     if first < top_bits:
         fewest = _exact_integer_bits(w, row_max, top_bits)
