@@ -1,9 +1,9 @@
 """The numpy CPU kernel of the largest entries of every row (``weights.select``'s top-k stages).
 
 ``np.argpartition`` (introselect with numpy 2's SIMD partitions) finds the ``count`` largest
-entries of every row of a float32/float64 matrix two to three times faster than ``torch.topk``
-on the CPU, with AVX2 and with AVX-512 (``benchmarks/README.md``). Blocks of rows run on the
-shared thread pool (numpy releases the GIL).
+entries of every row of a float32/float64 matrix faster than ``torch.topk`` on the CPU, with
+AVX2 and with AVX-512 (figures in ``benchmarks/README.md``). Blocks of rows run on the shared
+thread pool (numpy releases the GIL).
 """
 
 from __future__ import annotations
