@@ -8,15 +8,17 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor
 
-__all__ = ["cpu_thread_pool", "run_blocks", "chunked_numpy", "serial_pieces"]
+__all__ = ["cpu_thread_pool", "run_blocks", "blocks_in_caller", "chunked_numpy", "serial_pieces"]
 
 #: Elements per block of :func:`chunked_numpy`: 16K int64 values stay in L1/L2.
 CHUNK = 1 << 14
@@ -29,6 +31,7 @@ TORCH_SERIAL_ELEMENTS = 1 << 15
 
 _pool: ThreadPoolExecutor | None = None
 _pool_lock = threading.Lock()
+_in_caller: ContextVar[bool] = ContextVar("mdt_blocks_in_caller", default=False)
 
 
 def _forget_pool_after_fork() -> None:
@@ -48,9 +51,26 @@ def cpu_thread_pool() -> ThreadPoolExecutor:
         return _pool
 
 
+@contextmanager
+def blocks_in_caller() -> Iterator[None]:
+    """Inside this context :func:`run_blocks` runs every block in the calling thread.
+
+    For callers that interleave the kernels with torch work of their own (the Yuma epoch): right
+    after a torch parallel region libgomp's spinning workers hold the other cores, so the pool
+    threads gain nothing there, and each pool thread's malloc arena keeps the freed temporaries
+    of its blocks (the epoch's peak memory then varied by tens of MB from run to run).
+    """
+    token = _in_caller.set(True)
+    try:
+        yield
+    finally:
+        _in_caller.reset(token)
+
+
 def run_blocks(function: Callable[..., Any], blocks: list[Any]) -> None:
-    """Call ``function(*block)`` for every block, on the pool when there is more than one."""
-    if len(blocks) <= 1 or torch.get_num_threads() == 1:
+    """Call ``function(*block)`` for every block, on the pool when there is more than one
+    (in the calling thread inside :func:`blocks_in_caller`)."""
+    if len(blocks) <= 1 or torch.get_num_threads() == 1 or _in_caller.get():
         for block in blocks:
             function(*block)
         return

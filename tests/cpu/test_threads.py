@@ -41,3 +41,25 @@ def test_kernels_start_no_openmp_team_in_pool_threads() -> None:
     out = subprocess.run([sys.executable, "-c", _SCRIPT], capture_output=True, text=True, check=True, timeout=300)
     before, after = map(int, out.stdout.split())
     assert after == before, f"the process went from {before} to {after} threads: a pool thread started an OpenMP team"
+
+
+def test_blocks_run_in_the_calling_thread_inside_blocks_in_caller() -> None:
+    import threading
+
+    import torch
+
+    from mdt_tensor._cpu.threads import blocks_in_caller, run_blocks
+
+    def where(*blocks: int) -> list[int]:
+        seen: list[int] = []
+        run_blocks(lambda i: seen.append(threading.get_ident()), [(i,) for i in blocks])
+        return seen
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        with blocks_in_caller():
+            assert set(where(1, 2, 3, 4)) == {threading.get_ident()}
+        assert threading.get_ident() not in where(1, 2, 3, 4)  # the pool again once the context ends
+    finally:
+        torch.set_num_threads(threads)

@@ -18,6 +18,7 @@ import torch
 from torch import Tensor
 
 from ..._constants import U16_MAX
+from ..._cpu.threads import blocks_in_caller
 from .arith import Ops, apportion_payout, payout_weights
 from .inputs import _Inputs
 from .types import Payout, YumaParams
@@ -414,11 +415,19 @@ def _stored_bonds(c: _Epoch, stored: Tensor, new_permit: Tensor, old_permit: Ten
 def _epoch_core(
     x: _Inputs, p: YumaParams, emission: Tensor, ops: Ops, payout: Payout, bonds_out: Tensor | None = None
 ) -> _Core:
-    """Every step of the epoch on a prepared batch.
+    """Every step of the epoch on a prepared batch, the CPU kernels' blocks in this thread
+    (``threads.blocks_in_caller``: the pool gains nothing between the epoch's torch steps).
 
     ``bonds_out``: zeros where the new u16 bonds ``(b, n, n)`` are written (the runner's stacked
     result), instead of a fresh tensor.
     """
+    with blocks_in_caller():
+        return _epoch_steps(x, p, emission, ops, payout, bonds_out)
+
+
+def _epoch_steps(
+    x: _Inputs, p: YumaParams, emission: Tensor, ops: Ops, payout: Payout, bonds_out: Tensor | None
+) -> _Core:
     x = _reset_bonds(x, p)
     c = _Epoch(x, p, ops, sparse=p.path == "sparse", is_owner=torch.arange(x.n, device=x.weights.device) == x.owner_uid)
     active = _activity(c)
